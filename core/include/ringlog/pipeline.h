@@ -1,0 +1,156 @@
+// The pipeline: SPSC rings drained by one storage thread into a SegmentedLog.
+//
+//   producer thread(s) --write_event--> ring i --storage thread--> log --> durable offset
+//
+// Each ring has exactly one producer thread. The storage thread moves whole
+// contiguous batches from each ring into the active segment with one copy,
+// then publishes the durable offset under the fsync policy. The producer's
+// write never blocks: when the ring is full it gets kNotEnoughSpace at once.
+//
+//   ringlog::PipelineOptions o;
+//   o.fsync = ringlog::FsyncPolicy::kInterval;
+//   auto p = ringlog::Pipeline::Open("/var/lib/ringlog", o);
+//   auto& producer = (*p)->producer();           // one application thread
+//   while (!producer.write_event(h, payload)) { /* ring full: retry, shed or count */ }
+//   (*p)->close();                               // drains, syncs, stops
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ringlog/ring.h"
+#include "ringlog/storage.h"
+
+namespace ringlog {
+
+enum class FsyncPolicy {
+  kNone,        // durable once in the mapped file; the kernel writes it back
+  kEveryBatch,  // msync after every batch moved from the rings
+  kInterval,    // msync at most every fsync_interval
+};
+// Parses "none", "batch", or an interval such as "10ms" (kInterval).
+absl::Status parse_fsync_policy(std::string_view s, FsyncPolicy* policy, absl::Duration* interval);
+std::string fsync_policy_name(FsyncPolicy p, absl::Duration interval);
+
+// A batch the storage thread moved from one ring into the log: everything
+// the ring held contiguously, so a run of records that a producer published
+// at once (write_records) always lands whole in one chunk.
+struct AppendedChunk {
+  size_t ring = 0;
+  uint64_t ring_position = 0;  // the ring's position after it (compare Producer::written())
+  LogPosition first;           // where its first record went
+  LogPosition end;             // the log's end after it
+};
+
+struct PipelineOptions {
+  LogOptions log;
+  size_t ring_bytes = size_t{64} << 20;  // per ring, a power of two
+  size_t rings = 1;                      // producers: ring i gets producer(i)
+  FsyncPolicy fsync = FsyncPolicy::kNone;
+  absl::Duration fsync_interval = absl::Milliseconds(10);
+  absl::Duration idle_sleep = absl::Microseconds(50);  // longest nap when every ring is empty
+  absl::Duration retention_interval = absl::Seconds(10);
+  absl::Duration error_retry = absl::Milliseconds(100);  // after a failed append (full disk)
+
+  // Called on the storage thread; must return quickly and never block.
+  // After a batch from a ring is in the log (see AppendedChunk).
+  std::function<void(const AppendedChunk&)> on_append;
+  // After the durable offset moves.
+  std::function<void(LogPosition durable)> on_durable;
+};
+
+struct PipelineStats {
+  uint64_t events = 0;
+  uint64_t bytes = 0;
+  uint64_t batches = 0;
+  uint64_t syncs = 0;
+  uint64_t append_errors = 0;
+};
+
+class Pipeline {
+ public:
+  // Opens (and recovers) the log in `dir` and starts the storage thread.
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Open(const std::string& dir,
+                                                        const PipelineOptions& options,
+                                                        RecoveryReport* report = nullptr);
+  // Starts the storage thread on a log the caller owns, which must outlive
+  // the pipeline and take no other writes until close() has returned (a
+  // node hands its log from a replica's applier to a pipeline on promotion).
+  // options.log is not used.
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Start(SegmentedLog* log,
+                                                         const PipelineOptions& options);
+  ~Pipeline();  // close()
+
+  // The producer of ring i; use it from one thread only.
+  SpscRingBuffer::Producer& producer(size_t ring = 0) noexcept { return *producers_[ring]; }
+  size_t ring_count() const noexcept { return producers_.size(); }
+
+  // Wakes the storage thread if it is napping. Off the hot path only (it may
+  // enter the kernel); an in-process producer never needs it: the storage
+  // thread naps at most idle_sleep.
+  void wake();
+
+  // Stops intake, drains every ring into the log, syncs and joins the storage
+  // thread. Idempotent; returns the first storage error, if any.
+  absl::Status close();
+
+  const SegmentedLog& log() const noexcept { return *log_; }
+  // Bytes in ring i now; any thread.
+  size_t ring_used(size_t ring = 0) const noexcept { return producers_[ring]->shared_used(); }
+  LogPosition durable() const;
+  // OK, or the storage error that is stopping appends now (e.g. a full disk).
+  absl::Status error() const;
+  PipelineStats stats() const;
+
+ private:
+  Pipeline(SegmentedLog* log, std::unique_ptr<SegmentedLog> owned, const PipelineOptions& options);
+  absl::Status start();
+  void run();
+  bool step();  // one pass over the rings; true when something moved
+  void make_durable(bool force);
+  void nap();
+  void set_error(absl::Status s);
+
+  const PipelineOptions options_;
+  std::unique_ptr<SegmentedLog> owned_log_;  // when opened here
+  SegmentedLog* log_;
+  std::vector<std::unique_ptr<SpscRingBuffer::Producer>> producers_;
+  std::vector<SpscRingBuffer::Consumer> consumers_;  // storage thread only
+  std::vector<ByteSpan> carry_;  // a batch only partly appended, per ring; storage thread only
+  std::vector<LogPosition> carry_first_;  // where that batch began in the log
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int> parked_{0};  // 1 while the storage thread naps
+  int idle_rounds_ = 0;  // storage thread only
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  std::thread thread_;
+  bool closed_ = false;
+
+  // Storage thread only.
+  bool unsynced_ = false;
+  absl::Time last_sync_;
+  absl::Time last_retention_;
+  absl::Time retry_at_;
+
+  AtomicPosition durable_;
+  std::atomic<uint64_t> events_{0};
+  std::atomic<uint64_t> bytes_{0};
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> syncs_{0};
+  std::atomic<uint64_t> append_errors_{0};
+  mutable std::mutex error_mu_;
+  absl::Status error_;  // guarded by error_mu_
+};
+
+}  // namespace ringlog

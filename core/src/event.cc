@@ -1,0 +1,45 @@
+#include "ringlog/event.h"
+
+#include "ringlog/crc32c.h"
+
+namespace ringlog {
+
+uint32_t EventHeader::compute_checksum(ByteSpan payload) const noexcept {
+  // Bytes 0-11: the header without its checksum field.
+  const uint32_t c = crc32c::extend(0, this, 12);
+  return crc32c::extend(c, payload.data(), payload.size());
+}
+
+const char* record_status_name(RecordStatus s) noexcept {
+  switch (s) {
+    case RecordStatus::kOk: return "ok";
+    case RecordStatus::kZero: return "zero header";
+    case RecordStatus::kTruncated: return "truncated record";
+    case RecordStatus::kBadChecksum: return "checksum mismatch";
+    case RecordStatus::kBadPadding: return "nonzero padding";
+  }
+  return "unknown";
+}
+
+RecordStatus check_record(const std::byte* data, size_t size, EventView* out) noexcept {
+  if (size < kHeaderSize) {
+    // Fewer bytes than a header: zero bytes are a clean end, others a torn write.
+    for (size_t i = 0; i < size; ++i) {
+      if (data[i] != std::byte{0}) return RecordStatus::kTruncated;
+    }
+    return RecordStatus::kZero;
+  }
+  if (is_zero_header(data)) return RecordStatus::kZero;
+  const EventHeader* h = header_at(data);
+  const size_t padded = h->padded_size();
+  if (padded > size) return RecordStatus::kTruncated;
+  const ByteSpan payload{data + kHeaderSize, h->payload_len};
+  if (!h->verify_checksum(payload)) return RecordStatus::kBadChecksum;
+  for (size_t i = h->total_size(); i < padded; ++i) {
+    if (data[i] != std::byte{0}) return RecordStatus::kBadPadding;
+  }
+  if (out != nullptr) *out = EventView{h, payload};
+  return RecordStatus::kOk;
+}
+
+}  // namespace ringlog

@@ -1,0 +1,46 @@
+// Small helpers over POSIX calls for the storage code.
+#pragma once
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+// Returns from the enclosing function when `expr` (an absl::Status) is not OK.
+#define RINGLOG_RETURN_IF_ERROR(expr)              \
+  do {                                             \
+    if (::absl::Status _st = (expr); !_st.ok()) {  \
+      return _st;                                  \
+    }                                              \
+  } while (0)
+
+namespace ringlog::internal {
+
+// A status for a failed system call: ENOSPC and EDQUOT are RESOURCE_EXHAUSTED
+// (a full disk), the rest by meaning; the message names what and where.
+inline absl::Status errno_status(int err, absl::string_view what, absl::string_view path) {
+  std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(err));
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case ENOMEM:
+      return absl::ResourceExhaustedError(msg);
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case EEXIST:
+      return absl::AlreadyExistsError(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(msg);
+    case EINVAL:
+      return absl::InvalidArgumentError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+}  // namespace ringlog::internal

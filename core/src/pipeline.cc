@@ -1,0 +1,281 @@
+#include "ringlog/pipeline.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace ringlog {
+namespace {
+
+constexpr int kSpinRounds = 64;
+constexpr int kYieldRounds = 8;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+absl::Status parse_fsync_policy(std::string_view s, FsyncPolicy* policy,
+                                absl::Duration* interval) {
+  if (s == "none") {
+    *policy = FsyncPolicy::kNone;
+    return absl::OkStatus();
+  }
+  if (s == "batch") {
+    *policy = FsyncPolicy::kEveryBatch;
+    return absl::OkStatus();
+  }
+  absl::Duration d;
+  if (absl::ParseDuration(absl::string_view(s.data(), s.size()), &d) && d > absl::ZeroDuration() && d != absl::InfiniteDuration()) {
+    *policy = FsyncPolicy::kInterval;
+    *interval = d;
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "invalid fsync policy \"", absl::string_view(s.data(), s.size()), "\": expected none, batch, or an interval such as 10ms"));
+}
+
+std::string fsync_policy_name(FsyncPolicy p, absl::Duration interval) {
+  switch (p) {
+    case FsyncPolicy::kNone: return "none";
+    case FsyncPolicy::kEveryBatch: return "batch";
+    case FsyncPolicy::kInterval: return absl::FormatDuration(interval);
+  }
+  return "unknown";
+}
+
+Pipeline::Pipeline(SegmentedLog* log, std::unique_ptr<SegmentedLog> owned,
+                   const PipelineOptions& options)
+    : options_(options), owned_log_(std::move(owned)), log_(log) {}
+
+namespace {
+absl::Status validate(const PipelineOptions& options) {
+  if (options.rings == 0 || options.rings > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid ring count ", options.rings, ": must be between 1 and 64"));
+  }
+  return detail::validate_capacity(options.ring_bytes);
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Open(const std::string& dir,
+                                                         const PipelineOptions& options,
+                                                         RecoveryReport* report) {
+  // Check the options before touching the data directory.
+  if (absl::Status s = validate(options); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<SegmentedLog>> log = SegmentedLog::Open(dir, options.log, report);
+  if (!log.ok()) return log.status();
+  SegmentedLog* raw = log->get();
+  std::unique_ptr<Pipeline> p(new Pipeline(raw, std::move(*log), options));
+  if (absl::Status s = p->start(); !s.ok()) return s;
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Start(SegmentedLog* log,
+                                                          const PipelineOptions& options) {
+  if (absl::Status s = validate(options); !s.ok()) return s;
+  std::unique_ptr<Pipeline> p(new Pipeline(log, nullptr, options));
+  if (absl::Status s = p->start(); !s.ok()) return s;
+  return p;
+}
+
+absl::Status Pipeline::start() {
+  for (size_t i = 0; i < options_.rings; ++i) {
+    absl::StatusOr<SpscRingBuffer> ring = SpscRingBuffer::Create(options_.ring_bytes);
+    if (!ring.ok()) return ring.status();
+    auto [producer, consumer] = std::move(*ring).split();
+    producers_.push_back(std::make_unique<SpscRingBuffer::Producer>(std::move(producer)));
+    consumers_.push_back(std::move(consumer));
+  }
+  carry_.resize(options_.rings);
+  carry_first_.resize(options_.rings);
+  durable_.store(log_->end());
+  thread_ = std::thread([this] { run(); });
+  return absl::OkStatus();
+}
+
+Pipeline::~Pipeline() {
+  if (thread_.joinable()) (void)close();
+}
+
+absl::Status Pipeline::close() {
+  if (!closed_ && thread_.joinable()) {
+    closed_ = true;
+    // release: pairs with the acquire load in run(); everything the caller did
+    // before close() (its last writes to the rings) is seen by the drain.
+    stop_.store(true, std::memory_order_release);
+    {
+      std::lock_guard l(wake_mu_);
+      wake_cv_.notify_one();
+    }
+    thread_.join();
+  }
+  return error();
+}
+
+void Pipeline::wake() {
+  // A read-modify-write (a locked instruction, a full barrier on x86) keeps
+  // the caller's ring write from passing this read of parked_; nap() does the
+  // same on its side, so at least one of the two sees the other. Were a wake
+  // ever missed, the nap still ends after idle_sleep.
+  if (parked_.fetch_add(0, std::memory_order_seq_cst) != 0) {
+    std::lock_guard l(wake_mu_);
+    wake_cv_.notify_one();
+  }
+}
+
+LogPosition Pipeline::durable() const { return durable_.load(); }
+
+absl::Status Pipeline::error() const {
+  std::lock_guard l(error_mu_);
+  return error_;
+}
+
+void Pipeline::set_error(absl::Status s) {
+  std::lock_guard l(error_mu_);
+  error_ = std::move(s);
+}
+
+PipelineStats Pipeline::stats() const {
+  // relaxed: counters for reporting; no other data depends on them.
+  return PipelineStats{events_.load(std::memory_order_relaxed),
+                       bytes_.load(std::memory_order_relaxed),
+                       batches_.load(std::memory_order_relaxed),
+                       syncs_.load(std::memory_order_relaxed),
+                       append_errors_.load(std::memory_order_relaxed)};
+}
+
+// ---- The storage thread ----
+
+void Pipeline::run() {
+  last_sync_ = last_retention_ = absl::Now();
+  const bool retention = options_.log.retention_bytes != 0 ||
+                         options_.log.retention_age != absl::InfiniteDuration();
+  for (;;) {
+    if (step()) {
+      idle_rounds_ = 0;
+      make_durable(false);
+      continue;
+    }
+    make_durable(false);
+    if (retention && absl::Now() - last_retention_ >= options_.retention_interval) {
+      last_retention_ = absl::Now();
+      if (absl::StatusOr<size_t> n = log_->apply_retention(last_retention_); !n.ok()) {
+        set_error(n.status());
+      }
+    }
+    // acquire: pairs with the release store in close().
+    if (stop_.load(std::memory_order_acquire)) {
+      // Drain what the producers wrote before close(); stop early only when
+      // the log cannot take more (the error is reported by close()).
+      while (step()) {
+      }
+      break;
+    }
+    nap();
+  }
+  make_durable(true);
+}
+
+bool Pipeline::step() {
+  bool moved = false;
+  for (size_t i = 0; i < consumers_.size(); ++i) {
+    ByteSpan batch = carry_[i];
+    LogPosition first;
+    if (!batch.empty()) {
+      if (absl::Now() < retry_at_) continue;
+      first = carry_first_[i];
+    } else {
+      // Hands the previous batch's space back to the producer, then takes
+      // everything contiguous, so a run published at once is never split.
+      batch = consumers_[i].read_batch(SIZE_MAX).bytes;
+      if (batch.empty()) continue;
+      first = log_->end();
+    }
+    const AppendResult r = log_->append(batch);
+    // relaxed: statistics only.
+    events_.fetch_add(r.events, std::memory_order_relaxed);
+    bytes_.fetch_add(r.bytes, std::memory_order_relaxed);
+    if (r.bytes != 0) {
+      moved = true;
+      unsynced_ = true;
+    }
+    if (!r.status.ok()) {
+      // Keep the rest and retry later; the ring fills meanwhile and its
+      // producer sees kNotEnoughSpace, so nothing is lost.
+      carry_[i] = batch.subspan(r.bytes);
+      carry_first_[i] = first;
+      append_errors_.fetch_add(1, std::memory_order_relaxed);
+      retry_at_ = absl::Now() + options_.error_retry;
+      set_error(r.status);
+      continue;
+    }
+    if (!carry_[i].empty()) {
+      carry_[i] = {};
+      set_error(absl::OkStatus());
+    }
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    if (options_.on_append) {
+      options_.on_append(AppendedChunk{i, consumers_[i].consumed(), first, log_->end()});
+    }
+  }
+  return moved;
+}
+
+void Pipeline::make_durable(bool force) {
+  // `force` (at close) flushes whatever the policy left in memory.
+  if (!unsynced_ && !force) return;
+  bool flush = true;
+  switch (options_.fsync) {
+    case FsyncPolicy::kNone:
+      flush = force;
+      break;
+    case FsyncPolicy::kEveryBatch:
+      break;
+    case FsyncPolicy::kInterval:
+      if (!force && absl::Now() - last_sync_ < options_.fsync_interval) return;
+      break;
+  }
+  const LogPosition end = log_->end();
+  if (absl::Status s = log_->sync(flush); !s.ok()) {
+    set_error(s);
+    return;
+  }
+  if (flush) {
+    last_sync_ = absl::Now();
+    syncs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  unsynced_ = false;
+  if (end == durable_.load()) return;  // a forced flush that moved nothing
+  durable_.store(end);
+  if (options_.on_durable) options_.on_durable(end);
+}
+
+void Pipeline::nap() {
+  if (idle_rounds_ < kSpinRounds) {
+    ++idle_rounds_;
+    cpu_relax();
+    return;
+  }
+  if (idle_rounds_ < kSpinRounds + kYieldRounds) {
+    ++idle_rounds_;
+    std::this_thread::yield();
+    return;
+  }
+  // seq_cst read-modify-write: ordered before the ring checks below; pairs
+  // with the one in wake().
+  parked_.exchange(1, std::memory_order_seq_cst);
+  bool empty = true;
+  for (SpscRingBuffer::Consumer& c : consumers_) empty = empty && c.is_empty();
+  if (empty && !stop_.load(std::memory_order_acquire)) {
+    std::unique_lock l(wake_mu_);
+    wake_cv_.wait_for(l, absl::ToChronoNanoseconds(options_.idle_sleep));
+  }
+  parked_.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace ringlog

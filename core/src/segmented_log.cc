@@ -1,0 +1,618 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "internal/segment.h"
+#include "internal/sys.h"
+#include "ringlog/storage.h"
+
+namespace ringlog {
+namespace {
+
+constexpr std::string_view kSegmentSuffix = ".evtl";
+constexpr std::string_view kPreparedPrefix = ".prepared-";
+constexpr size_t kNameDigits = 20;
+
+// Base offset of a segment file named "<20 digits>.evtl", or nullopt.
+std::optional<uint64_t> parse_segment_name(std::string_view name) {
+  if (name.size() != kNameDigits + kSegmentSuffix.size() || !name.ends_with(kSegmentSuffix)) {
+    return std::nullopt;
+  }
+  uint64_t v = 0;
+  for (char c : name.substr(0, kNameDigits)) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  if (!absl::SimpleAtoi(absl::string_view(name.data(), kNameDigits), &v)) return std::nullopt;
+  return v;
+}
+
+absl::Status make_dirs(const std::string& dir) {
+  std::string path;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
+      path = dir.substr(0, i);
+      if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+        return internal::errno_status(errno, "cannot create directory", path);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---- AtomicPosition: a seqlock over (offset, seq) ----
+
+void AtomicPosition::store(LogPosition p) noexcept {
+  // One writer. An odd version marks a store in progress.
+  const uint64_t v = version_.load(std::memory_order_relaxed);
+  version_.store(v + 1, std::memory_order_relaxed);
+  // release (fields): a reader that sees a new field value also sees the odd
+  // version stored before it, and retries.
+  offset_.store(p.offset, std::memory_order_release);
+  seq_.store(p.seq, std::memory_order_release);
+  // release: the fields above are visible before the even version; pairs
+  // with the first acquire load in load().
+  version_.store(v + 2, std::memory_order_release);
+}
+
+LogPosition AtomicPosition::load() const noexcept {
+  for (;;) {
+    const uint64_t v1 = version_.load(std::memory_order_acquire);
+    // acquire (fields): the version re-check below cannot move above them.
+    LogPosition p{offset_.load(std::memory_order_acquire), seq_.load(std::memory_order_acquire)};
+    const uint64_t v2 = version_.load(std::memory_order_relaxed);
+    if (v1 == v2 && (v1 & 1) == 0) return p;
+  }
+}
+
+// ---- Open, recovery ----
+
+SegmentedLog::SegmentedLog(std::string dir, LogOptions options)
+    : dir_(std::move(dir)), options_(options) {}
+
+SegmentedLog::~SegmentedLog() {
+  if (preparer_.joinable()) {
+    {
+      std::lock_guard l(prep_mu_);
+      prep_stop_ = true;
+      prep_cv_.notify_one();
+    }
+    preparer_.join();
+  }
+  {
+    std::lock_guard l(prep_mu_);
+    if (prepared_) (void)prepared_->remove_file();
+  }
+  if (dir_fd_ >= 0) close(dir_fd_);
+  if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
+}
+
+std::string SegmentedLog::segment_path(uint64_t base_offset) const {
+  return absl::StrFormat("%s/%020d%s", dir_, base_offset, kSegmentSuffix);
+}
+
+absl::StatusOr<std::unique_ptr<SegmentedLog>> SegmentedLog::Open(const std::string& dir,
+                                                                 const LogOptions& options,
+                                                                 RecoveryReport* report) {
+  if (options.segment_bytes < kFileHeaderSize + kMaxRecordSize ||
+      options.segment_bytes > (uint64_t{4} << 30)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "segment size %d is invalid: must be between %d bytes (a header and the largest "
+        "record) and 4 GiB",
+        options.segment_bytes, kFileHeaderSize + kMaxRecordSize));
+  }
+  std::unique_ptr<SegmentedLog> log(new SegmentedLog(dir, options));
+  if (!options.read_only) {
+    RINGLOG_RETURN_IF_ERROR(make_dirs(dir));
+    RINGLOG_RETURN_IF_ERROR(log->lock_dir());
+  }
+  RecoveryReport local;
+  RINGLOG_RETURN_IF_ERROR(log->recover(report != nullptr ? report : &local));
+  if (!options.read_only && options.prepare_ahead) {
+    {
+      std::lock_guard l(log->prep_mu_);
+      log->warm_segment_ = log->segment_for(log->end().offset);
+    }
+    log->preparer_ = std::thread([l = log.get()] { l->preparer_loop(); });
+    log->want_prepared();
+    log->want_warm();
+  }
+  return log;
+}
+
+absl::Status SegmentedLog::lock_dir() {
+  const std::string lock_path = dir_ + "/LOCK";
+  lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) return internal::errno_status(errno, "cannot open", lock_path);
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("data directory %s is in use by another process", dir_));
+    }
+    return internal::errno_status(errno, "cannot lock", lock_path);
+  }
+  dir_fd_ = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0) return internal::errno_status(errno, "cannot open directory", dir_);
+  return absl::OkStatus();
+}
+
+absl::Status SegmentedLog::recover(RecoveryReport* report) {
+  *report = RecoveryReport{};
+  std::vector<uint64_t> bases;
+  DIR* d = opendir(dir_.c_str());
+  if (d == nullptr) return internal::errno_status(errno, "cannot read directory", dir_);
+  while (dirent* e = readdir(d)) {
+    std::string_view name = e->d_name;
+    if (std::optional<uint64_t> base = parse_segment_name(name)) {
+      bases.push_back(*base);
+    } else if (name.starts_with(kPreparedPrefix) && !options_.read_only) {
+      unlinkat(dirfd(d), e->d_name, 0);  // a prepared file that was never used
+    }
+  }
+  closedir(d);
+  std::sort(bases.begin(), bases.end());
+
+  const bool writable = !options_.read_only;
+  uint64_t max_ts = 0;
+  LogPosition expect{};
+  std::vector<std::shared_ptr<Segment>> segs;
+  for (size_t i = 0; i < bases.size(); ++i) {
+    const std::string path = segment_path(bases[i]);
+    const bool last = i + 1 == bases.size();
+    absl::StatusOr<std::unique_ptr<Segment>> s =
+        Segment::Open(path, writable, options_.index_interval_bytes);
+    if (!s.ok()) {
+      // A crash between creating the last segment and writing its header
+      // leaves an all-zero header: that segment never held a record.
+      if (last && absl::IsDataLoss(s.status()) && writable &&
+          absl::StrContains(s.status().message(), "never started")) {
+        report->problem = std::string(s.status().message());
+        unlink(path.c_str());
+        bases.pop_back();
+        break;
+      }
+      return s.status();
+    }
+    Segment& seg = **s;
+    std::string problem;
+    if (seg.base_offset() != bases[i]) {
+      problem = absl::StrFormat("%s: header says base offset %d", path, seg.base_offset());
+    } else if (!segs.empty() && (seg.base_offset() != expect.offset || seg.base_seq() != expect.seq)) {
+      problem = absl::StrFormat("%s: starts at offset %d seq %d, but the log before ends at offset %d seq %d",
+                                path, seg.base_offset(), seg.base_seq(), expect.offset, expect.seq);
+    }
+    if (!problem.empty()) {
+      report->problem = problem;  // this and later segments are quarantined below
+      break;
+    }
+    uint64_t cleared = 0;
+    RINGLOG_RETURN_IF_ERROR(seg.recover(max_ts, &problem, &cleared));
+    report->cleared_bytes += cleared;
+    max_ts = seg.max_timestamp();
+    expect = LogPosition{seg.end_offset(), seg.end_seq()};
+    report->segments++;
+    report->events += seg.count();
+    report->bytes += seg.size();
+    if (writable && !last && !seg.sealed() && problem.empty()) RINGLOG_RETURN_IF_ERROR(seg.seal());
+    segs.push_back(std::move(*s));
+    if (!problem.empty()) {
+      // The log ends here; what follows cannot be trusted to continue it.
+      report->problem = problem;
+      break;
+    }
+  }
+  // Segments after the end of the log are moved aside, not deleted: an
+  // operator may want them, and they must not look like part of the log.
+  for (size_t i = segs.size(); writable && i < bases.size(); ++i) {
+    const std::string from = segment_path(bases[i]);
+    const std::string qdir = dir_ + "/quarantine";
+    RINGLOG_RETURN_IF_ERROR(make_dirs(qdir));
+    const std::string to = absl::StrFormat("%s/%020d%s.%d", qdir, bases[i], kSegmentSuffix,
+                                           absl::ToUnixSeconds(absl::Now()));
+    if (rename(from.c_str(), to.c_str()) != 0) {
+      return internal::errno_status(errno, "cannot move aside", from);
+    }
+    report->quarantined.push_back(to);
+  }
+
+  {
+    std::unique_lock l(mu_);
+    segments_ = segs;
+  }
+  if (segs.empty()) {
+    if (!writable) return absl::NotFoundError(absl::StrFormat("%s holds no log segments", dir_));
+    FileHeader h;
+    h.created_ns = static_cast<uint64_t>(absl::GetCurrentTimeNanos());
+    absl::StatusOr<std::shared_ptr<Segment>> s = new_segment(h, false);
+    if (!s.ok()) return s.status();
+    (*s)->init_empty(0);
+    std::unique_lock l(mu_);
+    segments_.push_back(*s);
+    segs.push_back(*s);
+  }
+  start_.store(LogPosition{segs.front()->base_offset(), segs.front()->base_seq()});
+  active_ = segs.back().get();
+  publish_end();
+  durable_offset_.store(segs.back()->end_offset(), std::memory_order_release);
+  if (writable && active_->sealed()) RINGLOG_RETURN_IF_ERROR(roll());
+  return absl::OkStatus();
+}
+
+// ---- Writer ----
+
+absl::StatusOr<std::shared_ptr<Segment>> SegmentedLog::new_segment(const FileHeader& header,
+                                                                    bool exact) {
+  const uint64_t file_size = exact ? header.file_size : options_.segment_bytes;
+  std::unique_ptr<Segment> seg;
+  {
+    std::lock_guard l(prep_mu_);
+    if (prepared_ && prepared_->capacity() + kFileHeaderSize >= file_size &&
+        prepared_->capacity() + kFileHeaderSize - file_size < kRecordAlign) {
+      seg = std::move(prepared_);
+    }
+  }
+  if (!seg) {
+    const std::string tmp = absl::StrFormat("%s/%s%d.tmp", dir_, kPreparedPrefix, ++prep_counter_);
+    absl::StatusOr<std::unique_ptr<Segment>> s =
+        Segment::Create(tmp, file_size, options_.index_interval_bytes);
+    if (!s.ok()) return s.status();
+    seg = std::move(*s);
+  }
+  if (absl::Status st = seg->start(header, segment_path(header.base_offset), exact); !st.ok()) {
+    (void)seg->remove_file();
+    return st;
+  }
+  dir_dirty_ = true;
+  return std::shared_ptr<Segment>(std::move(seg));
+}
+
+absl::Status SegmentedLog::roll(const FileHeader* header) {
+  const LogPosition end{active_->end_offset(), active_->end_seq()};
+  FileHeader h;
+  if (header != nullptr) {
+    h = *header;
+    if (absl::Status st = h.validate("segment header"); !st.ok()) return st;
+    if (h.base_offset != end.offset || h.base_seq != end.seq) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "new segment starts at offset %d seq %d but the log ends at offset %d seq %d",
+          h.base_offset, h.base_seq, end.offset, end.seq));
+    }
+  } else {
+    h.created_ns = static_cast<uint64_t>(absl::GetCurrentTimeNanos());
+    h.base_offset = end.offset;
+    h.base_seq = end.seq;
+  }
+  // Create the next segment first: if that fails (a full disk), the active
+  // segment stays open and nothing changes.
+  absl::StatusOr<std::shared_ptr<Segment>> next = new_segment(h, header != nullptr);
+  if (!next.ok()) return next.status();
+  (*next)->init_empty(active_->max_timestamp());
+  std::shared_ptr<Segment> old;
+  {
+    std::unique_lock l(mu_);
+    old = segments_.back();
+    segments_.push_back(*next);
+  }
+  if (!old->sealed()) RINGLOG_RETURN_IF_ERROR(old->seal());
+  unsynced_.push_back(std::move(old));
+  active_ = next->get();
+  if (preparer_.joinable()) {
+    std::lock_guard l(prep_mu_);
+    warm_segment_ = *next;
+    warmed_ = 0;
+    warm_wanted_ = 0;
+  }
+  warm_asked_ = 0;
+  want_prepared();
+  want_warm();
+  return absl::OkStatus();
+}
+
+AppendResult SegmentedLog::append(ByteSpan records, bool auto_roll) {
+  AppendResult r;
+  while (!records.empty()) {
+    Segment::Appended a = active_->append(records);
+    r.bytes += a.bytes;
+    r.events += a.events;
+    records = records.subspan(a.bytes);
+    if (!a.status.ok()) {
+      r.status = std::move(a.status);
+      break;
+    }
+    if (records.empty()) break;
+    if (!auto_roll) {
+      r.status = absl::FailedPreconditionError(absl::StrFormat(
+          "%d bytes do not fit in the active segment %s", records.size(), active_->path()));
+      break;
+    }
+    if (a.bytes == 0 && active_->size() == 0) {
+      r.status = absl::InvalidArgumentError("a record is larger than a whole segment");
+      break;
+    }
+    if (absl::Status st = roll(); !st.ok()) {
+      r.status = st;
+      break;
+    }
+  }
+  publish_end();
+  want_warm();
+  return r;
+}
+
+absl::Status SegmentedLog::append_event(const EventHeader& header, ByteSpan payload) {
+  WriteResult w = active_->append_event(header, payload);
+  if (w.code() == RingErrorCode::kNotEnoughSpace) {
+    RINGLOG_RETURN_IF_ERROR(roll());
+    w = active_->append_event(header, payload);
+  }
+  publish_end();
+  return w.status();
+}
+
+void SegmentedLog::publish_end() {
+  end_.store(LogPosition{active_->end_offset(), active_->end_seq()});
+}
+
+absl::Status SegmentedLog::sync(bool flush) {
+  const uint64_t end = active_->end_offset();
+  if (flush) {
+    for (const std::shared_ptr<Segment>& s : unsynced_) RINGLOG_RETURN_IF_ERROR(s->sync());
+    RINGLOG_RETURN_IF_ERROR(active_->sync());
+    if (dir_dirty_ && dir_fd_ >= 0) {
+      if (fsync(dir_fd_) != 0) return internal::errno_status(errno, "cannot sync directory", dir_);
+    }
+    dir_dirty_ = false;
+  }
+  unsynced_.clear();
+  // release: pairs with the acquire in durable_offset().
+  durable_offset_.store(end, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::Status SegmentedLog::truncate(uint64_t offset) {
+  const LogPosition start = start_.load();
+  const LogPosition end = end_.load();
+  if (offset < start.offset || offset > end.offset) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "cannot truncate to offset %d: the log holds offsets %d to %d", offset, start.offset,
+        end.offset));
+  }
+  std::shared_ptr<Segment> seg = segment_for(offset);
+  // Check the offset before anything is deleted.
+  if (!seg->seq_at(offset - seg->base_offset())) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cannot truncate to offset %d: not a record boundary", offset));
+  }
+  std::vector<std::shared_ptr<Segment>> dropped;
+  {
+    std::unique_lock l(mu_);
+    while (segments_.back() != seg) {
+      dropped.push_back(segments_.back());
+      segments_.pop_back();
+    }
+  }
+  std::erase_if(unsynced_, [&](const std::shared_ptr<Segment>& s) {
+    return s == seg || std::find(dropped.begin(), dropped.end(), s) != dropped.end();
+  });
+  for (const std::shared_ptr<Segment>& s : dropped) RINGLOG_RETURN_IF_ERROR(s->remove_file());
+  if (!dropped.empty()) dir_dirty_ = true;
+  RINGLOG_RETURN_IF_ERROR(seg->truncate(offset - seg->base_offset()));
+  active_ = seg.get();
+  publish_end();
+  if (durable_offset_.load(std::memory_order_relaxed) > offset) {
+    durable_offset_.store(offset, std::memory_order_release);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> SegmentedLog::apply_retention(absl::Time now) {
+  size_t removed = 0;
+  const bool by_age = options_.retention_age != absl::InfiniteDuration();
+  const uint64_t cutoff_ns =
+      by_age ? static_cast<uint64_t>(std::max<int64_t>(0, absl::ToUnixNanos(now - options_.retention_age)))
+             : 0;
+  for (;;) {
+    std::shared_ptr<Segment> front;
+    {
+      std::unique_lock l(mu_);
+      if (segments_.size() <= 1) break;
+      front = segments_.front();
+      const uint64_t total = end_.load().offset - front->base_offset();
+      const bool over_bytes = options_.retention_bytes != 0 && total > options_.retention_bytes;
+      const bool too_old = by_age && front->max_timestamp() < cutoff_ns;
+      if (!over_bytes && !too_old) break;
+      segments_.erase(segments_.begin());
+      start_.store(LogPosition{segments_.front()->base_offset(), segments_.front()->base_seq()});
+    }
+    std::erase(unsynced_, front);
+    RINGLOG_RETURN_IF_ERROR(front->remove_file());
+    dir_dirty_ = true;
+    ++removed;
+  }
+  return removed;
+}
+
+// ---- Readers ----
+
+LogPosition SegmentedLog::start() const { return start_.load(); }
+LogPosition SegmentedLog::end() const { return end_.load(); }
+
+std::shared_ptr<Segment> SegmentedLog::segment_for(uint64_t offset) const {
+  std::shared_lock l(mu_);
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), offset,
+                             [](uint64_t o, const std::shared_ptr<Segment>& s) {
+                               return o < s->base_offset();
+                             });
+  if (it == segments_.begin()) return nullptr;
+  return *(it - 1);
+}
+
+std::shared_ptr<Segment> SegmentedLog::segment_for_seq(uint64_t seq) const {
+  std::shared_lock l(mu_);
+  auto it = std::upper_bound(
+      segments_.begin(), segments_.end(), seq,
+      [](uint64_t q, const std::shared_ptr<Segment>& s) { return q < s->base_seq(); });
+  // The last segment starting at or before seq; only the active segment can
+  // be empty, and callers ask only for seqs below the end.
+  if (it == segments_.begin()) return nullptr;
+  return *(it - 1);
+}
+
+absl::StatusOr<LogPosition> SegmentedLog::find_seq(uint64_t seq) const {
+  const LogPosition start = start_.load();
+  const LogPosition end = end_.load();
+  if (seq < start.seq) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "seq %d is before the log start (seq %d): older events were removed by retention", seq,
+        start.seq));
+  }
+  if (seq > end.seq) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "seq %d is past the end of the log (valid seqs %d to %d, next %d)", seq, start.seq,
+        end.seq == 0 ? 0 : end.seq - 1, end.seq));
+  }
+  if (seq == end.seq) return end;
+  std::shared_ptr<Segment> s = segment_for_seq(seq);
+  if (s == nullptr || seq >= s->end_seq()) {
+    return absl::OutOfRangeError(absl::StrFormat("seq %d is no longer in the log", seq));
+  }
+  return LogPosition{s->base_offset() + s->rel_of_seq(seq), seq};
+}
+
+absl::StatusOr<LogPosition> SegmentedLog::find_time(uint64_t ts) const {
+  std::vector<std::shared_ptr<Segment>> segs;
+  {
+    std::shared_lock l(mu_);
+    // The last segment before which every event is older than ts.
+    auto it = std::lower_bound(segments_.begin(), segments_.end(), ts,
+                               [](const std::shared_ptr<Segment>& s, uint64_t t) {
+                                 return s->max_ts_before() < t;
+                               });
+    if (it != segments_.begin()) --it;
+    segs.assign(it, segments_.end());
+  }
+  for (const std::shared_ptr<Segment>& s : segs) {
+    if (std::optional<LogPosition> p = s->find_time(ts)) {
+      return LogPosition{s->base_offset() + p->offset, p->seq};
+    }
+  }
+  return end_.load();
+}
+
+absl::StatusOr<LogPosition> SegmentedLog::find_offset(uint64_t offset) const {
+  const LogPosition start = start_.load();
+  const LogPosition end = end_.load();
+  if (offset < start.offset || offset > end.offset) {
+    return absl::OutOfRangeError(
+        absl::StrFormat("offset %d is outside the log (offsets %d to %d%s)", offset, start.offset,
+                        end.offset, offset < start.offset ? "; older events were removed by retention" : ""));
+  }
+  if (offset == end.offset) return end;
+  std::shared_ptr<Segment> s = segment_for(offset);
+  std::optional<uint64_t> seq = s ? s->seq_at(offset - s->base_offset()) : std::nullopt;
+  if (!seq) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("offset %d is not the start of a record", offset));
+  }
+  return LogPosition{offset, *seq};
+}
+
+absl::StatusOr<LogSlice> SegmentedLog::read(LogPosition from, uint64_t limit_offset,
+                                            size_t max_bytes) const {
+  std::shared_ptr<Segment> s = segment_for(from.offset);
+  if (s == nullptr || from.offset < start_.load().offset) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "offset %d is before the log start (offset %d): removed by retention", from.offset,
+        start_.load().offset));
+  }
+  LogSlice slice;
+  const uint64_t rel = from.offset - s->base_offset();
+  slice.records = s->records_from(rel, limit_offset - std::min(limit_offset, s->base_offset()),
+                                   max_bytes);
+  slice.position = from;
+  slice.segment_header = &s->initial_header();
+  slice.starts_segment = rel == 0;
+  slice.segment = std::move(s);
+  return slice;
+}
+
+std::vector<SegmentInfo> SegmentedLog::segments() const {
+  std::shared_lock l(mu_);
+  std::vector<SegmentInfo> out;
+  out.reserve(segments_.size());
+  for (const std::shared_ptr<Segment>& s : segments_) {
+    out.push_back(SegmentInfo{s->path(), s->base_offset(), s->base_seq(), s->size(), s->count(),
+                              s->max_timestamp(), s->capacity() + kFileHeaderSize,
+                              s->sealed()});
+  }
+  return out;
+}
+
+size_t SegmentedLog::segment_count() const {
+  std::shared_lock l(mu_);
+  return segments_.size();
+}
+
+// ---- The preparer: creates and preallocates the next segment file ----
+
+void SegmentedLog::want_prepared() {
+  if (!preparer_.joinable()) return;
+  std::lock_guard l(prep_mu_);
+  prep_wanted_ = true;
+  prep_cv_.notify_one();
+}
+
+void SegmentedLog::want_warm() {
+  // Writer only. Asks again when half of the warm window has been used, so
+  // this takes the lock once per warm_bytes / 2 of appends.
+  if (options_.warm_bytes == 0 || !preparer_.joinable()) return;
+  const uint64_t size = active_->size();
+  if (size + options_.warm_bytes / 2 <= warm_asked_) return;
+  warm_asked_ = size + options_.warm_bytes;
+  std::lock_guard l(prep_mu_);
+  warm_wanted_ = warm_asked_;
+  prep_cv_.notify_one();
+}
+
+void SegmentedLog::preparer_loop() {
+  uint64_t n = 0;
+  std::unique_lock l(prep_mu_);
+  for (;;) {
+    prep_cv_.wait(l, [&] {
+      return prep_stop_ || (prep_wanted_ && !prepared_) || (warm_segment_ && warmed_ < warm_wanted_);
+    });
+    if (prep_stop_) return;
+    if (warm_segment_ && warmed_ < warm_wanted_) {
+      // Warm first: the writer is about to need these pages.
+      std::shared_ptr<Segment> seg = warm_segment_;
+      const uint64_t from = warmed_;
+      const uint64_t to = warm_wanted_;
+      warmed_ = to;
+      l.unlock();
+      seg->warm(from, to);
+      l.lock();
+      continue;
+    }
+    prep_wanted_ = false;
+    const std::string tmp = absl::StrFormat("%s/%sbg-%d.tmp", dir_, kPreparedPrefix, ++n);
+    l.unlock();
+    absl::StatusOr<std::unique_ptr<Segment>> s =
+        Segment::Create(tmp, options_.segment_bytes, options_.index_interval_bytes);
+    l.lock();
+    // On failure (a full disk) the writer creates the segment itself when it
+    // needs one, and reports the error then.
+    if (s.ok()) prepared_ = std::move(*s);
+  }
+}
+
+}  // namespace ringlog

@@ -1,0 +1,135 @@
+#include "append_reactor.h"
+
+#include "absl/strings/str_format.h"
+#include "grpc_status.h"
+
+namespace ringlog {
+
+AppendReactor::AppendReactor(Node* node) : node_(node) {
+  node_->append_streams.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard l(mu_);
+  if (node_->role() != Role::kPrimary) {
+    error_ = absl::FailedPreconditionError(absl::StrFormat(
+        "this node is a replica; append to the primary at %s", node_->primary_hint()));
+    read_closed_ = true;
+  }
+  advance_locked();
+}
+
+void AppendReactor::OnReadDone(bool ok) {
+  std::lock_guard l(mu_);
+  reading_ = false;
+  if (!ok) {  // the client half-closed (or the call ended)
+    read_closed_ = true;
+    advance_locked();
+    return;
+  }
+  if (read_closed_) {  // failed meanwhile: this batch is not taken
+    advance_locked();
+    return;
+  }
+  const uint64_t index = batches_++;
+  std::string* records = req_.mutable_records();
+  const ByteSpan span(reinterpret_cast<const std::byte*>(records->data()), records->size());
+  absl::StatusOr<size_t> count = validate_records(span, node_->options().max_request_bytes);
+  if (!count.ok()) {
+    fail_locked(absl::InvalidArgumentError(absl::StrFormat(
+        "batch %d (batch_id %d) refused: %s", index, req_.batch_id(), count.status().message())));
+    return;
+  }
+  if (req_.expected_epoch() != 0 && req_.expected_epoch() != node_->epoch()) {
+    fail_locked(absl::FailedPreconditionError(absl::StrFormat(
+        "batch %d expects epoch %d but this node is in epoch %d", index, req_.expected_epoch(),
+        node_->epoch())));
+    return;
+  }
+  const size_t bytes = records->size();
+  const uint64_t batch_id = req_.batch_id();
+  ++in_flight_;
+  in_flight_bytes_ += bytes;
+  node_->submit(std::move(*records), *count,
+                [this, batch_id, bytes](absl::StatusOr<CommitResult> r) {
+                  on_result(batch_id, bytes, std::move(r));
+                });
+  records->clear();
+  advance_locked();
+}
+
+void AppendReactor::on_result(uint64_t batch_id, size_t bytes, absl::StatusOr<CommitResult> r) {
+  bool destroy = false;
+  {
+    std::lock_guard l(mu_);
+    --in_flight_;
+    in_flight_bytes_ -= bytes;
+    if (r.ok()) {
+      v1::AppendResponse& a = acks_.emplace_back();
+      a.set_batch_id(batch_id);
+      a.set_first_seq(r->first.seq);
+      a.set_last_seq(r->end.seq - 1);
+      a.set_first_offset(r->first.offset);
+      a.set_end_offset(r->end.offset);
+      a.set_commit_offset(r->commit_offset);
+      a.set_epoch(r->epoch);
+    } else {
+      fail_locked(r.status());
+    }
+    if (done_) {
+      destroy = in_flight_ == 0;
+    } else {
+      advance_locked();
+    }
+  }
+  if (destroy) delete this;
+}
+
+void AppendReactor::OnWriteDone(bool ok) {
+  std::lock_guard l(mu_);
+  writing_ = false;
+  if (!ok) fail_locked(absl::CancelledError("the client went away"));
+  advance_locked();
+}
+
+void AppendReactor::OnCancel() {
+  std::lock_guard l(mu_);
+  fail_locked(absl::CancelledError("the call was cancelled"));
+  advance_locked();
+}
+
+void AppendReactor::OnDone() {
+  node_->append_streams.fetch_sub(1, std::memory_order_relaxed);
+  bool destroy;
+  {
+    std::lock_guard l(mu_);
+    done_ = true;
+    destroy = in_flight_ == 0;
+  }
+  // Batches still in flight call back later; the last one deletes us.
+  if (destroy) delete this;
+}
+
+void AppendReactor::fail_locked(absl::Status s) {
+  // The first error wins; acks for batches before it still go out.
+  if (error_.ok()) error_ = std::move(s);
+  read_closed_ = true;
+}
+
+void AppendReactor::advance_locked() {
+  if (finished_) return;
+  if (!writing_ && !acks_.empty()) {
+    resp_ = std::move(acks_.front());
+    acks_.pop_front();
+    writing_ = true;
+    StartWrite(&resp_);
+  }
+  if (!reading_ && !read_closed_ && in_flight_bytes_ < kMaxInFlightBytes &&
+      in_flight_ < kMaxInFlightBatches) {
+    reading_ = true;
+    StartRead(&req_);
+  }
+  if (read_closed_ && in_flight_ == 0 && acks_.empty() && !writing_) {
+    finished_ = true;
+    Finish(to_grpc(error_));
+  }
+}
+
+}  // namespace ringlog

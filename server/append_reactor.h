@@ -1,0 +1,54 @@
+// EventLog.Append: one reactor per stream.
+//
+// Reads batches, validates each, hands it to the node, and writes the acks
+// in order as the node completes them (on the notifier thread). At most
+// kMaxInFlightBytes of a stream's batches wait for their commit; beyond that
+// the reactor stops reading, so gRPC flow control pushes back on the client.
+#pragma once
+
+#include <deque>
+#include <mutex>
+
+#include "absl/status/status.h"
+#include "grpcpp/grpcpp.h"
+#include "node.h"
+#include "ringlog/v1/ringlog.grpc.pb.h"
+
+namespace ringlog {
+
+class AppendReactor final
+    : public grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse> {
+ public:
+  explicit AppendReactor(Node* node);
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  static constexpr size_t kMaxInFlightBytes = size_t{64} << 20;
+  static constexpr size_t kMaxInFlightBatches = 1024;
+
+  void on_result(uint64_t batch_id, size_t bytes, absl::StatusOr<CommitResult> r);
+  // With mu_ held: start the next read or write, or finish, as the state allows.
+  void advance_locked();
+  void fail_locked(absl::Status s);
+
+  Node* node_;
+  std::mutex mu_;
+  v1::AppendRequest req_;
+  v1::AppendResponse resp_;              // the write in flight
+  std::deque<v1::AppendResponse> acks_;  // waiting to be written
+  bool reading_ = false;
+  bool writing_ = false;
+  bool read_closed_ = false;  // no more reads: half-close, error or cancel
+  bool finished_ = false;
+  bool done_ = false;  // OnDone ran
+  size_t in_flight_ = 0;
+  size_t in_flight_bytes_ = 0;
+  uint64_t batches_ = 0;
+  absl::Status error_;
+};
+
+}  // namespace ringlog

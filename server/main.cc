@@ -1,0 +1,158 @@
+// ringlogd: a ringlog node (primary or replica).
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "node.h"
+#include "services.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, data_dir, "./data", "directory of the log (created if missing)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7400", "gRPC address; port 0 picks a free port");
+ABSL_FLAG(std::string, port_file, "", "write the port listened on to this file once serving");
+ABSL_FLAG(std::string, node_id, "", "node id (default: kept in <data_dir>/NODE_ID)");
+ABSL_FLAG(std::string, role, "primary", "primary or replica");
+ABSL_FLAG(std::string, primary, "", "replica: HOST:PORT of the primary to follow");
+ABSL_FLAG(uint64_t, segment_bytes, uint64_t{256} << 20, "size of each segment file");
+ABSL_FLAG(uint64_t, ring_bytes, uint64_t{64} << 20, "ring capacity, a power of two");
+ABSL_FLAG(std::string, fsync, "none",
+          "when the log is flushed to disk: none (the kernel decides), batch (after every "
+          "batch), or an interval such as 10ms");
+ABSL_FLAG(uint64_t, max_batch_bytes, uint64_t{4} << 20, "largest Append request batch");
+ABSL_FLAG(uint32_t, min_replica_acks, 0,
+          "replicas that must have a batch durable before it is acknowledged");
+ABSL_FLAG(uint64_t, retention_bytes, 0, "keep at most this many bytes of log (0: no limit)");
+ABSL_FLAG(absl::Duration, retention_age, absl::InfiniteDuration(),
+          "drop segments whose newest event is older than this (e.g. 168h)");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+
+namespace {
+
+ringlog::NodeOptions options_from_flags() {
+  ringlog::NodeOptions o;
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.listen = absl::GetFlag(FLAGS_listen);
+  o.node_id = absl::GetFlag(FLAGS_node_id);
+  o.primary = absl::GetFlag(FLAGS_primary);
+  o.pipeline.ring_bytes = absl::GetFlag(FLAGS_ring_bytes);
+  o.pipeline.log.segment_bytes = absl::GetFlag(FLAGS_segment_bytes);
+  o.pipeline.log.retention_bytes = absl::GetFlag(FLAGS_retention_bytes);
+  o.pipeline.log.retention_age = absl::GetFlag(FLAGS_retention_age);
+  o.max_request_bytes = absl::GetFlag(FLAGS_max_batch_bytes);
+  o.min_replica_acks = absl::GetFlag(FLAGS_min_replica_acks);
+  return o;
+}
+
+int fail(const std::string& msg) {
+  spdlog::critical("{}", msg);
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "ringlogd: a ringlog node. Serves EventLog (Append, Replay), Admin and Replication over "
+      "gRPC, with the standard health service and server reflection.");
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ ringlogd %v");
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+
+  // SIGINT and SIGTERM are taken by sigwait below; block them before any
+  // thread starts so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ringlog::NodeOptions o = options_from_flags();
+  const std::string role = absl::GetFlag(FLAGS_role);
+  if (role == "primary") {
+    o.role = ringlog::Role::kPrimary;
+  } else if (role == "replica") {
+    o.role = ringlog::Role::kReplica;
+    if (o.primary.empty()) return fail("--role=replica needs --primary=HOST:PORT");
+  } else {
+    return fail(absl::StrFormat("--role must be primary or replica, not \"%s\"", role));
+  }
+  if (absl::Status s = ringlog::parse_fsync_policy(absl::GetFlag(FLAGS_fsync), &o.pipeline.fsync,
+                                                   &o.pipeline.fsync_interval);
+      !s.ok()) {
+    return fail(std::string(s.message()));
+  }
+  if (o.max_request_bytes < ringlog::kMaxRecordSize || o.max_request_bytes > o.pipeline.ring_bytes / 2) {
+    return fail(absl::StrFormat(
+        "--max_batch_bytes=%d must be between %d (the largest record) and half of --ring_bytes",
+        o.max_request_bytes, ringlog::kMaxRecordSize));
+  }
+
+  spdlog::info(
+      "starting: role={} data_dir={} listen={} segment_bytes={} ring_bytes={} fsync={} "
+      "max_batch_bytes={} min_replica_acks={} retention_bytes={} retention_age={}{}",
+      role, o.data_dir, o.listen, o.pipeline.log.segment_bytes, o.pipeline.ring_bytes,
+      ringlog::fsync_policy_name(o.pipeline.fsync, o.pipeline.fsync_interval),
+      o.max_request_bytes, o.min_replica_acks, o.pipeline.log.retention_bytes,
+      absl::FormatDuration(o.pipeline.log.retention_age),
+      o.primary.empty() ? "" : " primary=" + o.primary);
+
+  ringlog::RecoveryReport report;
+  absl::StatusOr<std::unique_ptr<ringlog::Node>> node = ringlog::Node::Open(o, &report);
+  if (!node.ok()) return fail(absl::StrFormat("cannot open %s: %s", o.data_dir, node.status().ToString()));
+  spdlog::info("log recovered: {} segments, {} events, {} bytes; node_id={} epoch={}",
+               report.segments, report.events, report.bytes, (*node)->node_id(),
+               (*node)->epoch());
+  if (!report.problem.empty()) spdlog::warn("recovery: {}", report.problem);
+  if (report.cleared_bytes != 0) {
+    spdlog::warn("recovery: cleared {} bytes after the end of the log", report.cleared_bytes);
+  }
+  for (const std::string& q : report.quarantined) spdlog::warn("recovery: moved aside {}", q);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  ringlog::EventLogService event_log((*node).get());
+  ringlog::AdminService admin((*node).get());
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(o.max_request_bytes + (64 << 10)));
+  builder.SetMaxSendMessageSize(64 << 20);
+  builder.RegisterService(&event_log);
+  builder.RegisterService(&admin);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) return fail("cannot listen on " + o.listen);
+  spdlog::info("serving on port {} ({})", port, o.listen);
+  if (const std::string pf = absl::GetFlag(FLAGS_port_file); !pf.empty()) {
+    // Written whole under a temporary name, so a reader never sees half of it.
+    std::ofstream(pf + ".tmp") << port << "\n";
+    std::rename((pf + ".tmp").c_str(), pf.c_str());
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{} received: stopping intake, draining and syncing", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  server->GetHealthCheckService()->SetServingStatus(false);
+  (*node)->stop_intake();
+  // Drain and sync first, so that appends already taken are acknowledged to
+  // clients still connected; then end the calls.
+  const absl::Status closed = (*node)->close();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server.reset();
+  node->reset();
+  if (!closed.ok()) return fail("shutdown: " + closed.ToString());
+  spdlog::info("stopped cleanly");
+  return 0;
+}

@@ -1,0 +1,160 @@
+#include "replay_reactor.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "grpc_status.h"
+
+namespace ringlog {
+
+absl::StatusOr<LogPosition> ReplayReactor::resolve(Node* node, const v1::ReplayRequest& r) {
+  const SegmentedLog& log = node->log();
+  switch (r.start_case()) {
+    case v1::ReplayRequest::kFromSeq:
+      return log.find_seq(r.from_seq());
+    case v1::ReplayRequest::kFromOffset:
+      return log.find_offset(r.from_offset());
+    case v1::ReplayRequest::kFromTimestamp:
+      return log.find_time(r.from_timestamp());
+    case v1::ReplayRequest::kFromEnd:
+      return log.find_offset(node->commit().offset);
+    case v1::ReplayRequest::kFromStart:
+    case v1::ReplayRequest::START_NOT_SET:
+      break;
+  }
+  return log.start();
+}
+
+ReplayReactor::ReplayReactor(Node* node, const v1::ReplayRequest* request) : node_(node) {
+  node_->replay_streams.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard l(mu_);
+  for (uint32_t t : request->event_types()) {
+    if (t > 255) {
+      finish_locked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 absl::StrFormat("event type %d is out of range 0-255", t)));
+      return;
+    }
+    types_.set(t);
+    filtered_ = true;
+  }
+  remaining_ = request->limit() == 0 ? UINT64_MAX : request->limit();
+  follow_ = request->follow();
+  if (request->max_batch_bytes() != 0) {
+    max_bytes_ = std::clamp<size_t>(request->max_batch_bytes(), kMaxRecordSize, kMaxBatchBytes);
+  }
+  absl::StatusOr<LogPosition> start = resolve(node_, *request);
+  if (!start.ok()) {
+    finish_locked(to_grpc(start.status()));
+    return;
+  }
+  reader_.emplace(node_->log(), *start);
+  next_locked();
+}
+
+void ReplayReactor::next_locked() {
+  if (finished_) return;
+  if (cancelled_) {
+    finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+    return;
+  }
+  resp_.Clear();
+  std::string* out = resp_.mutable_records();
+  const uint64_t limit = node_->commit().offset;
+  const LogPosition from = reader_->position();
+  bool first = true;
+  // Look at no more than this much log per response, so a filter that
+  // matches little does not hold this thread for long.
+  const uint64_t scan_budget = 8 * max_bytes_;
+  while (out->size() < max_bytes_ && remaining_ > 0 &&
+         reader_->position().offset - from.offset < scan_budget) {
+    if (filtered_ || remaining_ != UINT64_MAX) {
+      // Event by event: filter and count.
+      const uint64_t seq = reader_->position().seq;
+      std::optional<EventView> ev = reader_->next(limit);
+      if (!ev) break;
+      if (filtered_ && !types_.test(ev->event_type())) continue;
+      const ByteSpan rec = ev->record();
+      if (first) resp_.set_first_seq(seq);
+      first = false;
+      if (filtered_) resp_.add_seqs(seq);
+      out->append(reinterpret_cast<const char*>(rec.data()), rec.size());
+      --remaining_;
+    } else {
+      // Whole runs of records, one copy each.
+      std::optional<LogSlice> s = reader_->next_slice(limit, max_bytes_ - out->size());
+      if (!s) break;
+      if (first) resp_.set_first_seq(s->position.seq);
+      first = false;
+      out->append(reinterpret_cast<const char*>(s->records.bytes.data()), s->records.bytes.size());
+    }
+  }
+  const LogPosition next = reader_->position();
+  if (!out->empty() || next.offset != from.offset) {
+    resp_.set_next_seq(next.seq);
+    resp_.set_next_offset(next.offset);
+    resp_.set_commit_offset(limit);
+    resp_.set_epoch(node_->epoch());
+    StartWrite(&resp_);
+    return;
+  }
+  if (!reader_->status().ok()) {
+    finish_locked(to_grpc(reader_->status()));
+  } else if (remaining_ == 0 || !follow_) {
+    finish_locked(grpc::Status::OK);
+  } else if (std::optional<CommitNotifier::Token> t =
+                 node_->notifier().wait_past(next.offset, [this] { resume(); })) {
+    // Caught up: parked until the commit offset passes our position.
+    parked_ = true;
+    token_ = *t;
+  } else {
+    finish_locked(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        absl::StrFormat("the node is shutting down; resume from seq %d", next.seq)));
+  }
+}
+
+void ReplayReactor::resume() {
+  std::lock_guard l(mu_);
+  parked_ = false;
+  token_ = 0;
+  if (node_->stopping()) {
+    finish_locked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               absl::StrFormat("the node is shutting down; resume from seq %d",
+                                               reader_->position().seq)));
+    return;
+  }
+  next_locked();
+}
+
+void ReplayReactor::OnWriteDone(bool ok) {
+  std::lock_guard l(mu_);
+  if (!ok) {
+    finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+    return;
+  }
+  next_locked();
+}
+
+void ReplayReactor::OnCancel() {
+  std::lock_guard l(mu_);
+  cancelled_ = true;
+  if (parked_ && node_->notifier().cancel(token_)) {
+    parked_ = false;
+    finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+  }
+  // Otherwise a write is in flight (OnWriteDone finishes) or resume() is
+  // about to run (and finishes).
+}
+
+void ReplayReactor::OnDone() {
+  node_->replay_streams.fetch_sub(1, std::memory_order_relaxed);
+  delete this;
+}
+
+void ReplayReactor::finish_locked(const grpc::Status& s) {
+  if (finished_) return;
+  finished_ = true;
+  Finish(s);
+}
+
+}  // namespace ringlog

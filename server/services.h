@@ -1,0 +1,39 @@
+// The gRPC services of a node. Each streaming method's reactor lives in its
+// own file; these classes only create them.
+#pragma once
+
+#include "node.h"
+#include "ringlog/v1/ringlog.grpc.pb.h"
+
+namespace ringlog {
+
+class EventLogService final : public v1::EventLog::CallbackService {
+ public:
+  explicit EventLogService(Node* node) : node_(node) {}
+  grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>* Append(
+      grpc::CallbackServerContext* ctx) override;
+  grpc::ServerWriteReactor<v1::ReplayResponse>* Replay(grpc::CallbackServerContext* ctx,
+                                                       const v1::ReplayRequest* req) override;
+
+ private:
+  Node* node_;
+};
+
+class AdminService final : public v1::Admin::CallbackService {
+ public:
+  explicit AdminService(Node* node) : node_(node) {}
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* ctx,
+                                      const v1::GetStatusRequest* req,
+                                      v1::NodeStatus* resp) override;
+  grpc::ServerUnaryReactor* Promote(grpc::CallbackServerContext* ctx,
+                                    const v1::PromoteRequest* req,
+                                    v1::PromoteResponse* resp) override;
+  grpc::ServerUnaryReactor* Follow(grpc::CallbackServerContext* ctx,
+                                   const v1::FollowCommand* req,
+                                   v1::FollowCommandResponse* resp) override;
+
+ private:
+  Node* node_;
+};
+
+}  // namespace ringlog
