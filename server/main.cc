@@ -130,6 +130,8 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(o.max_request_bytes + (64 << 10)));
   builder.SetMaxSendMessageSize(64 << 20);
+  // Several batches in flight per stream before HTTP/2 flow control waits.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
   builder.RegisterService(&event_log);
   builder.RegisterService(&admin);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

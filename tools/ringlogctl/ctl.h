@@ -1,0 +1,45 @@
+// ringlogctl: shared pieces of the subcommands.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/status/status.h"
+
+ABSL_DECLARE_FLAG(std::string, node);
+ABSL_DECLARE_FLAG(std::string, nodes);
+ABSL_DECLARE_FLAG(std::string, data_dir);
+ABSL_DECLARE_FLAG(bool, json);
+
+namespace ringlog::ctl {
+
+// Exit codes scripts can rely on.
+inline constexpr int kOk = 0;
+inline constexpr int kFailed = 1;      // the node refused or failed the request
+inline constexpr int kUsage = 2;       // bad command line
+inline constexpr int kUnavailable = 3; // the node could not be reached
+inline constexpr int kDataProblem = 4; // verify found a problem
+
+// Prints "ringlogctl: <message>" to stderr and returns the exit code for `s`.
+int report(const absl::Status& s);
+// Same, for a mistake on the command line: kUsage.
+inline int report_usage(const absl::Status& s) {
+  report(s);
+  return kUsage;
+}
+
+int cmd_status();
+int cmd_append();
+int cmd_replay();
+int cmd_verify();
+int cmd_dump();
+int cmd_promote();
+int cmd_follow();
+
+// Formats ns since the Unix epoch as RFC 3339 UTC with nanoseconds.
+std::string format_time(uint64_t ns);
+// Parses RFC 3339 or a number of ns since the Unix epoch.
+bool parse_time(const std::string& s, uint64_t* ns);
+
+}  // namespace ringlog::ctl
