@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_format.h"
 #include "grpc_status.h"
+#include "ringlog/control.h"
 
 namespace ringlog {
 
@@ -37,6 +38,12 @@ void AppendReactor::OnReadDone(bool ok) {
         "batch %d (batch_id %d) refused: %s", index, req_.batch_id(), count.status().message())));
     return;
   }
+  if (req_.producer_id().size() > kMaxProducerIdBytes) {
+    fail_locked(absl::InvalidArgumentError(absl::StrFormat(
+        "producer_id of %d bytes is over the limit of %d", req_.producer_id().size(),
+        kMaxProducerIdBytes)));
+    return;
+  }
   if (req_.expected_epoch() != 0 && req_.expected_epoch() != node_->epoch()) {
     fail_locked(absl::FailedPreconditionError(absl::StrFormat(
         "batch %d expects epoch %d but this node is in epoch %d", index, req_.expected_epoch(),
@@ -47,7 +54,7 @@ void AppendReactor::OnReadDone(bool ok) {
   const uint64_t batch_id = req_.batch_id();
   ++in_flight_;
   in_flight_bytes_ += bytes;
-  node_->submit(std::move(*records), *count,
+  node_->submit(std::move(*records), *count, ProducerRef{req_.producer_id(), req_.producer_seq()},
                 [this, batch_id, bytes](absl::StatusOr<CommitResult> r) {
                   on_result(batch_id, bytes, std::move(r));
                 });
@@ -65,11 +72,12 @@ void AppendReactor::on_result(uint64_t batch_id, size_t bytes, absl::StatusOr<Co
       v1::AppendResponse& a = acks_.emplace_back();
       a.set_batch_id(batch_id);
       a.set_first_seq(r->first.seq);
-      a.set_last_seq(r->end.seq - 1);
+      a.set_last_seq(r->first.seq + r->count - 1);
       a.set_first_offset(r->first.offset);
       a.set_end_offset(r->end.offset);
       a.set_commit_offset(r->commit_offset);
       a.set_epoch(r->epoch);
+      a.set_duplicate(r->duplicate);
     } else {
       fail_locked(r.status());
     }

@@ -25,6 +25,9 @@ ABSL_FLAG(std::string, port_file, "", "write the port listened on to this file o
 ABSL_FLAG(std::string, node_id, "", "node id (default: kept in <data_dir>/NODE_ID)");
 ABSL_FLAG(std::string, role, "primary", "primary or replica");
 ABSL_FLAG(std::string, primary, "", "replica: HOST:PORT of the primary to follow");
+ABSL_FLAG(std::vector<std::string>, peers, {},
+          "the other nodes, HOST:PORT,...: a primary that finds one of them primary in a later "
+          "epoch follows it (also at start); promotion checks their logs");
 ABSL_FLAG(uint64_t, segment_bytes, uint64_t{256} << 20, "size of each segment file");
 ABSL_FLAG(uint64_t, ring_bytes, uint64_t{64} << 20, "ring capacity, a power of two");
 ABSL_FLAG(std::string, fsync, "none",
@@ -46,6 +49,7 @@ ringlog::NodeOptions options_from_flags() {
   o.listen = absl::GetFlag(FLAGS_listen);
   o.node_id = absl::GetFlag(FLAGS_node_id);
   o.primary = absl::GetFlag(FLAGS_primary);
+  o.peers = absl::GetFlag(FLAGS_peers);
   o.pipeline.ring_bytes = absl::GetFlag(FLAGS_ring_bytes);
   o.pipeline.log.segment_bytes = absl::GetFlag(FLAGS_segment_bytes);
   o.pipeline.log.retention_bytes = absl::GetFlag(FLAGS_retention_bytes);
@@ -125,6 +129,7 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ringlog::EventLogService event_log((*node).get());
   ringlog::AdminService admin((*node).get());
+  ringlog::ReplicationService replication((*node).get());
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &port);
@@ -134,6 +139,7 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
   builder.RegisterService(&event_log);
   builder.RegisterService(&admin);
+  builder.RegisterService(&replication);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return fail("cannot listen on " + o.listen);
   spdlog::info("serving on port {} ({})", port, o.listen);

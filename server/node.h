@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,7 +26,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "commit_notifier.h"
-#include "epoch_history.h"
+#include "follower.h"
+#include "ringlog/epochs.h"
 #include "ringlog/pipeline.h"
 #include "ringlog/storage.h"
 #include "ringlog/v1/ringlog.pb.h"
@@ -40,6 +42,10 @@ struct NodeOptions {
   std::string listen;   // for status
   Role role = Role::kPrimary;
   std::string primary;  // replica: HOST:PORT to follow
+  // The other nodes of the cluster (HOST:PORT). A primary that finds one of
+  // them primary in a later epoch steps down and follows it; promotion
+  // refuses when one of them has a longer log.
+  std::vector<std::string> peers;
   PipelineOptions pipeline;
   size_t embedded_rings = 0;  // extra rings for in-process producers
   size_t max_request_bytes = size_t{4} << 20;
@@ -49,14 +55,33 @@ struct NodeOptions {
 
 struct CommitResult {
   LogPosition first;
-  LogPosition end;  // just past the last record
-  uint64_t count = 0;
+  LogPosition end;  // just past the last record (the producer mark, if any)
+  uint64_t count = 0;  // data records
   uint64_t commit_offset = 0;
   uint64_t epoch = 0;
+  bool duplicate = false;  // this producer_seq was appended before
+};
+
+// An append's identity for idempotence: empty id means none.
+struct ProducerRef {
+  std::string id;
+  uint64_t seq = 0;
 };
 // Called once per submitted batch, on the notifier thread: with the result
 // once the batch is committed, or with the error that stopped it.
 using AppendDone = std::function<void(absl::StatusOr<CommitResult>)>;
+
+class FollowReactor;
+
+// What the primary knows of a replica.
+struct ReplicaView {
+  std::string node_id;
+  std::string peer;
+  std::string advertise;
+  LogPosition acked;  // durable on the replica
+  absl::Time last_ack;
+  bool connected = false;
+};
 
 // Checks that `records` is a run of whole valid records of at most
 // max_bytes; returns how many, or INVALID_ARGUMENT naming the record.
@@ -71,10 +96,28 @@ class Node {
   // ---- Append (primary) ----
   // Queues a validated batch of `count` records; `done` runs when it is
   // committed or has failed. Never blocks.
-  void submit(std::string records, size_t count, AppendDone done);
+  // With a producer id, a batch whose producer_seq this node has already
+  // taken is not appended again: `done` gets the first one's result, marked
+  // duplicate, once that is committed.
+  void submit(std::string records, size_t count, ProducerRef producer, AppendDone done);
   // Refuses new appends from now on, and ends follow replays (shutdown).
   void stop_intake();
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  // ---- Replication (primary) ----
+  // Where a replica with this epoch history and log end must cut its log:
+  // the end of the last epoch both histories share, as both logs know it.
+  absl::StatusOr<uint64_t> divergence_point(const std::vector<EpochEntry>& replica_epochs,
+                                            uint64_t replica_end) const;
+  std::vector<EpochEntry> epoch_entries() const;
+  uint64_t register_follower(FollowReactor* r, const std::string& replica_id,
+                             const std::string& peer, const std::string& advertise,
+                             LogPosition from);
+  void unregister_follower(uint64_t id);
+  void resume_follower(uint64_t id);
+  void replica_ack(const std::string& replica_id, LogPosition durable);
+  std::vector<ReplicaView> replicas() const;
+  CommitNotifier& durable_notifier() { return durable_notifier_; }
 
   // ---- Read ----
   const SegmentedLog& log() const { return *log_; }
@@ -84,7 +127,7 @@ class Node {
   Role role() const { return role_.load(std::memory_order_acquire); }
   const NodeOptions& options() const { return options_; }
   const std::string& node_id() const { return node_id_; }
-  // For FAILED_PRECONDITION answers on a replica.
+  // For FAILED_PRECONDITION answers on a replica: the primary it follows.
   std::string primary_hint() const;
 
   // The producer of embedded ring i (1 <= i <= embedded_rings); one thread.
@@ -95,6 +138,20 @@ class Node {
   std::atomic<uint32_t> append_streams{0};
   std::atomic<uint32_t> replay_streams{0};
 
+  // ---- Role changes (failover) ----
+  struct Promoted {
+    uint64_t epoch = 0;
+    uint64_t start_offset = 0;
+  };
+  // Turns a replica into the primary of a new epoch, starting at its log end.
+  absl::StatusOr<Promoted> promote(bool force, std::vector<std::string> peers);
+  // Follows `primary` from now on; a primary steps down first.
+  absl::StatusOr<uint64_t> follow(const std::string& primary, bool force);
+  // A primary that learned of a later epoch stops taking appends.
+  void step_down(uint64_t later_epoch, const std::string& why);
+  // Runs `fn` on the node's admin thread (role changes block; gRPC callbacks must not).
+  void run_admin(std::function<void()> fn);
+
   // Drains what was accepted, syncs, completes every pending append, stops.
   absl::Status close();
 
@@ -102,7 +159,8 @@ class Node {
   struct Pending {
     std::string records;  // moved out once written to the ring
     uint64_t records_bytes = 0;
-    uint64_t count = 0;
+    uint64_t count = 0;   // records in the ring write, the producer mark included
+    ProducerRef producer;
     AppendDone done;
     LogPosition first;  // in the log, once appended
     LogPosition end;
@@ -110,16 +168,42 @@ class Node {
 
   explicit Node(const NodeOptions& options);
   absl::Status start_primary();
-  void intake_loop();
+  // Ends the primary term: refuses new appends, drains and syncs the ring,
+  // acknowledges what committed and fails the rest with `why`.
+  absl::Status stop_primary(const absl::Status& why);
+  void admin_loop();
+  void peer_watch(absl::Time now);
+  void intake_loop(Pipeline* pipeline);
   void on_append(const AppendedChunk& c);
   void on_durable(LogPosition durable);
+  void update_commit();
+  void ticker_loop();
   void complete_committed(LogPosition commit);
   void fail_all(const absl::Status& s);
+  // Idempotence: what each producer has written, and who waits on it.
+  struct ProducerState {
+    uint64_t last_seq = 0;  // the highest producer_seq taken
+    bool known = false;     // the position of that batch is known
+    LogPosition first;      // of its first data record
+    LogPosition end;        // after its mark
+    uint64_t count = 0;
+    std::vector<AppendDone> waiting;  // duplicates of it, until it completes
+  };
+  void producer_completed(const Pending& p, const absl::StatusOr<CommitResult>& r);
+  // Learns producer marks from records that reached the log (replica, restart).
+  void learn_producers(ByteSpan records, LogPosition first);
+  void rebuild_producers();
+  std::mutex producers_mu_;
+  std::map<std::string, ProducerState> producers_;
 
   const NodeOptions options_;
   std::string node_id_;
   std::unique_ptr<SegmentedLog> log_;
-  std::unique_ptr<Pipeline> pipeline_;
+  std::shared_ptr<Pipeline> pipeline_;  // replaced under role_mu_; see pipeline()
+  std::shared_ptr<Pipeline> pipeline() const {
+    std::lock_guard l(role_mu_);
+    return pipeline_;
+  }
   std::unique_ptr<EpochHistory> epochs_;
   std::atomic<uint64_t> epoch_{0};
   std::atomic<Role> role_{Role::kPrimary};
@@ -139,6 +223,33 @@ class Node {
   std::mutex acks_mu_;
   std::deque<Pending> in_ring_;
   std::deque<Pending> appended_;
+
+  // Primary: the durable position, the replicas, the live Follow streams.
+  AtomicPosition durable_;
+  CommitNotifier durable_notifier_;
+  mutable std::mutex commit_mu_;  // serializes commit updates; guards replicas_
+  std::map<std::string, ReplicaView> replicas_;
+  std::mutex followers_mu_;
+  std::map<uint64_t, std::pair<FollowReactor*, std::string>> followers_;  // id -> stream, replica
+  uint64_t next_follower_id_ = 1;
+  std::thread ticker_;
+  std::condition_variable ticker_cv_;
+  bool ticker_stop_ = false;  // guarded by followers_mu_
+
+  // Replica: the follower that writes the log.
+  void start_follower(const std::string& primary, bool force);
+  std::unique_ptr<Follower> follower_;
+  std::string fenced_;  // why this node stopped being primary without a new one to follow
+
+  // Role changes run one at a time on the admin thread, under role_mu_.
+  mutable std::mutex role_mu_;
+  std::mutex admin_mu_;
+  std::condition_variable admin_cv_;
+  std::deque<std::function<void()>> admin_queue_;
+  bool admin_stop_ = false;
+  std::thread admin_thread_;
+  absl::Time last_peer_check_;
+  mutable std::mutex epochs_mu_;  // guards epochs_ against the follower's changes
 
   std::atomic<bool> stopping_{false};
   bool closed_ = false;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "grpc_status.h"
+#include "ringlog/control.h"
 
 namespace ringlog {
 
@@ -39,6 +40,7 @@ ReplayReactor::ReplayReactor(Node* node, const v1::ReplayRequest* request) : nod
   }
   remaining_ = request->limit() == 0 ? UINT64_MAX : request->limit();
   follow_ = request->follow();
+  include_control_ = request->include_control();
   if (request->max_batch_bytes() != 0) {
     max_bytes_ = std::clamp<size_t>(request->max_batch_bytes(), kMaxRecordSize, kMaxBatchBytes);
   }
@@ -72,6 +74,10 @@ void ReplayReactor::next_locked() {
       const uint64_t seq = reader_->position().seq;
       std::optional<EventView> ev = reader_->next(limit);
       if (!ev) break;
+      if (!include_control_ && is_control(*ev->header)) {
+        if (!first && !filtered_) resp_.add_skipped_seqs(seq);
+        continue;
+      }
       if (filtered_ && !types_.test(ev->event_type())) continue;
       const ByteSpan rec = ev->record();
       if (first) resp_.set_first_seq(seq);
@@ -80,12 +86,34 @@ void ReplayReactor::next_locked() {
       out->append(reinterpret_cast<const char*>(rec.data()), rec.size());
       --remaining_;
     } else {
-      // Whole runs of records, one copy each.
+      // Whole runs of records, one copy each; control records are cut out
+      // and their seqs listed.
       std::optional<LogSlice> s = reader_->next_slice(limit, max_bytes_ - out->size());
       if (!s) break;
-      if (first) resp_.set_first_seq(s->position.seq);
-      first = false;
-      out->append(reinterpret_cast<const char*>(s->records.bytes.data()), s->records.bytes.size());
+      const std::byte* base = s->records.bytes.data();
+      const size_t n = s->records.bytes.size();
+      size_t run = 0;                        // the run of records being gathered
+      uint64_t run_seq = s->position.seq;    // the seq of its first record
+      uint64_t seq = s->position.seq;
+      auto flush = [&](size_t end) {
+        if (end == run) return;
+        if (first) resp_.set_first_seq(run_seq);
+        first = false;
+        out->append(reinterpret_cast<const char*>(base + run), end - run);
+      };
+      for (size_t pos = 0; pos < n; ++seq) {
+        const EventHeader* h = header_at(base + pos);
+        const size_t size = h->padded_size();
+        if (!include_control_ && is_control(*h)) {
+          flush(pos);
+          // Before the first record sent, first_seq already skips it.
+          if (!first) resp_.add_skipped_seqs(seq);
+          run = pos + size;
+          run_seq = seq + 1;
+        }
+        pos += size;
+      }
+      flush(n);
     }
   }
   const LogPosition next = reader_->position();

@@ -43,6 +43,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayResponse> 
   bool filtered_ = false;
   uint64_t remaining_ = 0;  // events still to send; UINT64_MAX without a limit
   bool follow_ = false;
+  bool include_control_ = false;
   size_t max_bytes_ = kDefaultBatchBytes;
   bool parked_ = false;
   CommitNotifier::Token token_ = 0;

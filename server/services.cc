@@ -1,6 +1,7 @@
 #include "services.h"
 
 #include "append_reactor.h"
+#include "follow_reactor.h"
 #include "grpc_status.h"
 #include "replay_reactor.h"
 
@@ -16,6 +17,11 @@ grpc::ServerWriteReactor<v1::ReplayResponse>* EventLogService::Replay(
   return new ReplayReactor(node_, req);
 }
 
+grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse>* ReplicationService::Follow(
+    grpc::CallbackServerContext* ctx) {
+  return new FollowReactor(node_, ctx->peer());
+}
+
 grpc::ServerUnaryReactor* AdminService::GetStatus(grpc::CallbackServerContext* ctx,
                                                   const v1::GetStatusRequest*,
                                                   v1::NodeStatus* resp) {
@@ -26,18 +32,35 @@ grpc::ServerUnaryReactor* AdminService::GetStatus(grpc::CallbackServerContext* c
 }
 
 grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx,
-                                                const v1::PromoteRequest*,
-                                                v1::PromoteResponse*) {
+                                                const v1::PromoteRequest* req,
+                                                v1::PromoteResponse* resp) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  r->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "promotion is not available yet"));
+  std::vector<std::string> peers(req->peers().begin(), req->peers().end());
+  // Promotion blocks (it stops the follower, asks the peers): not on this thread.
+  node_->run_admin([node = node_, r, resp, force = req->force(), peers] {
+    absl::StatusOr<Node::Promoted> p = node->promote(force, peers);
+    if (p.ok()) {
+      resp->set_epoch(p->epoch);
+      resp->set_start_offset(p->start_offset);
+    }
+    r->Finish(to_grpc(p.status()));
+  });
   return r;
 }
 
 grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
-                                               const v1::FollowCommand*,
-                                               v1::FollowCommandResponse*) {
+                                               const v1::FollowCommand* req,
+                                               v1::FollowCommandResponse* resp) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  r->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "follow is not available yet"));
+  if (req->primary().empty()) {
+    r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give the primary to follow"));
+    return r;
+  }
+  node_->run_admin([node = node_, r, resp, primary = req->primary(), force = req->force()] {
+    absl::StatusOr<uint64_t> e = node->follow(primary, force);
+    if (e.ok()) resp->set_epoch(*e);
+    r->Finish(to_grpc(e.status()));
+  });
   return r;
 }
 

@@ -19,6 +19,16 @@ class EventLogService final : public v1::EventLog::CallbackService {
   Node* node_;
 };
 
+class ReplicationService final : public v1::Replication::CallbackService {
+ public:
+  explicit ReplicationService(Node* node) : node_(node) {}
+  grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse>* Follow(
+      grpc::CallbackServerContext* ctx) override;
+
+ private:
+  Node* node_;
+};
+
 class AdminService final : public v1::Admin::CallbackService {
  public:
   explicit AdminService(Node* node) : node_(node) {}

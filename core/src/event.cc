@@ -1,5 +1,6 @@
 #include "ringlog/event.h"
 
+#include "absl/strings/str_format.h"
 #include "ringlog/crc32c.h"
 
 namespace ringlog {
@@ -40,6 +41,32 @@ RecordStatus check_record(const std::byte* data, size_t size, EventView* out) no
   }
   if (out != nullptr) *out = EventView{h, payload};
   return RecordStatus::kOk;
+}
+
+absl::StatusOr<size_t> check_records(ByteSpan records) {
+  if (reinterpret_cast<uintptr_t>(records.data()) % kRecordAlign != 0) {
+    return absl::InvalidArgumentError("records are not 8-byte aligned in memory");
+  }
+  size_t pos = 0;
+  size_t n = 0;
+  while (pos < records.size()) {
+    EventView v;
+    const RecordStatus st = check_record(records.data() + pos, records.size() - pos, &v);
+    if (st != RecordStatus::kOk) {
+      std::string why = record_status_name(st);
+      if (st == RecordStatus::kTruncated && records.size() - pos >= kHeaderSize) {
+        const EventHeader* h = header_at(records.data() + pos);
+        why = absl::StrFormat("truncated record (payload_len %d needs %d bytes, %d left)",
+                              h->payload_len, h->padded_size(), records.size() - pos);
+      } else if (st == RecordStatus::kZero) {
+        why = "all-zero header";
+      }
+      return absl::InvalidArgumentError(absl::StrFormat("record %d at byte %d: %s", n, pos, why));
+    }
+    pos += v.header->padded_size();
+    ++n;
+  }
+  return n;
 }
 
 }  // namespace ringlog

@@ -318,6 +318,52 @@ absl::Status SegmentedLog::roll(const FileHeader* header) {
   return absl::OkStatus();
 }
 
+absl::Status SegmentedLog::start_segment(const FileHeader& header) {
+  RINGLOG_RETURN_IF_ERROR(header.validate("segment header from the primary"));
+  const LogPosition start = start_.load();
+  const LogPosition end = end_.load();
+  const bool log_empty = start == end;
+  if (header.base_offset != end.offset || header.base_seq != end.seq) {
+    if (!log_empty) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "a segment starting at offset %d seq %d cannot follow a log that ends at offset %d "
+          "seq %d",
+          header.base_offset, header.base_seq, end.offset, end.seq));
+    }
+  } else if (active_->size() != 0) {
+    return roll(&header);
+  }
+  // The active segment is empty: replace it (and any other empty one) by a
+  // segment with exactly this header.
+  absl::StatusOr<std::shared_ptr<Segment>> next = new_segment(header, /*exact=*/true);
+  if (!next.ok()) return next.status();
+  (*next)->init_empty(0);
+  std::vector<std::shared_ptr<Segment>> old;
+  {
+    std::unique_lock l(mu_);
+    old.swap(segments_);
+    segments_.push_back(*next);
+  }
+  unsynced_.clear();
+  for (const std::shared_ptr<Segment>& s : old) {
+    if (s->path() != (*next)->path()) RINGLOG_RETURN_IF_ERROR(s->remove_file());
+  }
+  active_ = next->get();
+  {
+    std::lock_guard l(prep_mu_);
+    warm_segment_ = *next;
+    warmed_ = 0;
+    warm_wanted_ = 0;
+  }
+  warm_asked_ = 0;
+  dir_dirty_ = true;
+  const LogPosition base{header.base_offset, header.base_seq};
+  start_.store(base);
+  publish_end();
+  durable_offset_.store(base.offset, std::memory_order_release);
+  return absl::OkStatus();
+}
+
 AppendResult SegmentedLog::append(ByteSpan records, bool auto_roll) {
   AppendResult r;
   while (!records.empty()) {

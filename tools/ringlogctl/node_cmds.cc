@@ -234,22 +234,88 @@ int cmd_replay() {
   return rp->status().ok() ? kOk : report(rp->status());
 }
 
+namespace {
+
+absl::Status admin_follow(const std::string& node, const std::string& primary, bool force,
+                          uint64_t* epoch) {
+  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(node));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::FollowCommand req;
+  req.set_primary(primary);
+  req.set_force(force);
+  v1::FollowCommandResponse resp;
+  const grpc::Status s = stub->Follow(&ctx, req, &resp);
+  if (epoch != nullptr) *epoch = resp.epoch();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+absl::StatusOr<v1::NodeStatus> node_status(const std::string& node) {
+  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(node));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::NodeStatus out;
+  const grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &out);
+  if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  return out;
+}
+
+}  // namespace
+
 int cmd_promote() {
-  absl::StatusOr<std::unique_ptr<Client>> c = connect(absl::GetFlag(FLAGS_node));
-  if (!c.ok()) return report(c.status());
-  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub((*c)->channel());
+  // With --nodes (the whole cluster), the failover is done in the order that
+  // loses nothing acknowledged: the other replicas are pointed at the new
+  // primary first (so the old primary, if alive, can commit only what the new
+  // one has), then the node is promoted, then the old primary told to follow.
+  const std::string node = absl::GetFlag(FLAGS_node);
+  const bool force = absl::GetFlag(FLAGS_force);
+  std::vector<std::string> others;
+  for (absl::string_view n : absl::StrSplit(absl::GetFlag(FLAGS_nodes), ',', absl::SkipEmpty())) {
+    if (n != node) others.emplace_back(n);
+  }
+  absl::StatusOr<v1::NodeStatus> self = node_status(node);
+  if (!self.ok()) return report(self.status());
+  std::vector<std::string> old_primaries;
+  for (const std::string& o : others) {
+    absl::StatusOr<v1::NodeStatus> st = node_status(o);
+    if (!st.ok()) {
+      std::printf("%s: unreachable (%s), skipped\n", o.c_str(), std::string(st.status().message()).c_str());
+      continue;
+    }
+    if (st->role() == v1::ROLE_PRIMARY) {
+      old_primaries.push_back(o);
+      continue;
+    }
+    if (absl::Status s = admin_follow(o, node, false, nullptr); !s.ok()) {
+      std::printf("%s: cannot point it at %s: %s\n", o.c_str(), node.c_str(), s.ToString().c_str());
+    } else {
+      std::printf("%s: now follows %s\n", o.c_str(), node.c_str());
+    }
+  }
+  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(node));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::PromoteRequest req;
-  req.set_force(absl::GetFlag(FLAGS_force));
+  req.set_force(force);
+  for (const std::string& o : others) req.add_peers(o);
   v1::PromoteResponse resp;
+  const auto t0 = std::chrono::steady_clock::now();
   const grpc::Status s = stub->Promote(&ctx, req, &resp);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (!s.ok()) {
     return report(absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
   }
-  std::printf("promoted %s: epoch %llu from offset %llu\n", (*c)->endpoint().c_str(),
+  std::printf("promoted %s: epoch %llu from offset %llu (%.1f ms)\n", node.c_str(),
               static_cast<unsigned long long>(resp.epoch()),
-              static_cast<unsigned long long>(resp.start_offset()));
+              static_cast<unsigned long long>(resp.start_offset()), ms);
+  for (const std::string& o : old_primaries) {
+    if (absl::Status f = admin_follow(o, node, false, nullptr); !f.ok()) {
+      std::printf("%s (old primary): cannot make it follow: %s\n", o.c_str(), f.ToString().c_str());
+    } else {
+      std::printf("%s (old primary): stepped down, follows %s\n", o.c_str(), node.c_str());
+    }
+  }
   return kOk;
 }
 
@@ -259,20 +325,13 @@ int cmd_follow() {
     std::fprintf(stderr, "ringlogctl: follow needs --primary HOST:PORT\n");
     return kUsage;
   }
-  absl::StatusOr<std::unique_ptr<Client>> c = connect(absl::GetFlag(FLAGS_node));
-  if (!c.ok()) return report(c.status());
-  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub((*c)->channel());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::FollowCommand req;
-  req.set_primary(primary);
-  v1::FollowCommandResponse resp;
-  const grpc::Status s = stub->Follow(&ctx, req, &resp);
-  if (!s.ok()) {
-    return report(absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
+  const std::string node = absl::GetFlag(FLAGS_node);
+  uint64_t epoch = 0;
+  if (absl::Status s = admin_follow(node, primary, absl::GetFlag(FLAGS_force), &epoch); !s.ok()) {
+    return report(s);
   }
-  std::printf("%s now follows %s (epoch %llu)\n", (*c)->endpoint().c_str(), primary.c_str(),
-              static_cast<unsigned long long>(resp.epoch()));
+  std::printf("%s now follows %s (epoch %llu)\n", node.c_str(), primary.c_str(),
+              static_cast<unsigned long long>(epoch));
   return kOk;
 }
 

@@ -36,10 +36,17 @@
 namespace ringlog {
 
 struct ClientOptions {
-  std::vector<std::string> endpoints;  // HOST:PORT; the first that answers is used
+  // HOST:PORT of the nodes. Appends go to the primary among them; a replay
+  // reads from the first that answers and moves on when it goes away.
+  std::vector<std::string> endpoints;
   absl::Duration connect_timeout = absl::Seconds(5);
   size_t batch_bytes = size_t{1} << 20;          // records per Append request
   size_t max_in_flight_bytes = size_t{32} << 20;  // sent but not yet acknowledged
+  // Appends carry a producer id and a sequence per batch, so that a batch
+  // sent again after a failover is not appended twice. Empty: a random id.
+  std::string producer_id;
+  // After losing the primary, look for the new one this long (0: fail at once).
+  absl::Duration failover_timeout = absl::Seconds(30);
 };
 
 // An acknowledgement: the batch's events are committed.
@@ -74,7 +81,7 @@ class Client {
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
 
   absl::StatusOr<v1::NodeStatus> status(absl::Duration timeout = absl::Seconds(5));
-  // A new append stream.
+  // A new append stream, to the primary among the endpoints.
   absl::StatusOr<std::unique_ptr<Appender>> appender();
   std::unique_ptr<Replayer> replay(const ReplayOptions& options);
 
@@ -84,6 +91,7 @@ class Client {
 
  private:
   Client(ClientOptions options, std::string endpoint, std::shared_ptr<grpc::Channel> channel);
+  size_t endpoint_index() const;
   ClientOptions options_;
   std::string endpoint_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -94,6 +102,12 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint);
 
 // A pipelined append stream: events are packed into batches, batches sent
 // while earlier ones wait for their acks. One thread at a time.
+//
+// Batches are kept until acknowledged. When the stream breaks (the primary
+// crashed, stepped down, or the connection dropped) the appender finds the
+// primary among the endpoints and sends them again in order; each carries the
+// producer id and its sequence number, so a batch that did reach the log is
+// acknowledged as a duplicate instead of being appended twice.
 class Appender {
  public:
   ~Appender();  // close()
@@ -113,42 +127,62 @@ class Appender {
 
   uint64_t events_acked() const;
   uint64_t batches_sent() const;
+  uint64_t duplicates() const;  // batches the primary already had
+  uint64_t failovers() const;   // times the appender moved to another primary
+  const std::string& producer_id() const { return producer_id_; }
+  std::string endpoint() const;
 
  private:
   friend class Client;
-  Appender(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options);
-  absl::Status start();
-  void read_loop();
-  absl::Status send_locked(std::unique_lock<std::mutex>& l);
-  absl::Status finish_locked(std::unique_lock<std::mutex>& l);
-
-  struct InFlight {
-    uint64_t batch_id;
-    size_t bytes;
-    size_t events;
+  struct Batch {
+    uint64_t batch_id = 0;
+    uint64_t producer_seq = 0;
+    std::string records;
+    size_t events = 0;
+  };
+  struct Stream {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::AppendRequest, v1::AppendResponse>> rw;
+    std::thread reader;
+    bool read_done = false;
+    bool finished = false;
+    std::string endpoint;
   };
 
+  Appender(std::vector<std::string> endpoints, const ClientOptions& options);
+  // Opens a stream to the primary (searching the endpoints); mu_ held.
+  absl::Status open_locked(std::unique_lock<std::mutex>& l, const std::string& hint);
+  void read_loop(Stream* s);
+  absl::Status send_locked(std::unique_lock<std::mutex>& l);
+  // Writes in_flight_[index] on the current stream; false if the stream broke.
+  bool write_locked(std::unique_lock<std::mutex>& l, size_t index);
+  // The stream broke: finish it, and fail over if the error allows.
+  absl::Status recover_locked(std::unique_lock<std::mutex>& l);
+  grpc::Status finish_stream_locked(std::unique_lock<std::mutex>& l);
+
   const ClientOptions options_;
-  std::unique_ptr<v1::EventLog::Stub> stub_;
-  std::unique_ptr<grpc::ClientContext> ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::AppendRequest, v1::AppendResponse>> stream_;
-  std::thread reader_;
+  const std::vector<std::string> endpoints_;
+  std::string producer_id_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::string batch_;      // records being gathered, in batch_[0, batch_used_)
+  std::unique_ptr<Stream> stream_;
+  std::string batch_;  // records being gathered, in batch_[0, batch_used_)
   size_t batch_used_ = 0;
   size_t batch_events_ = 0;
-  v1::AppendRequest req_;  // reused for every batch
+  v1::AppendRequest req_;  // reused for every write
   uint64_t next_batch_id_ = 1;
-  std::deque<InFlight> in_flight_;
+  uint64_t next_producer_seq_ = 1;
+  std::deque<Batch> in_flight_;  // sent, not yet acknowledged, in order
   size_t in_flight_bytes_ = 0;
+  std::vector<std::string> pool_;  // buffers of acknowledged batches, reused
   uint64_t events_acked_ = 0;
   uint64_t batches_sent_ = 0;
+  uint64_t duplicates_ = 0;
+  uint64_t failovers_ = 0;
   std::optional<Ack> last_ack_;
-  bool read_done_ = false;
-  bool finished_ = false;
-  absl::Status error_;
+  bool closed_ = false;
+  absl::Status error_;  // sticky: the appender cannot go on
 };
 
 // One event of a replay. The view points into the replayer's buffer and is
@@ -173,10 +207,12 @@ class Replayer {
 
  private:
   friend class Client;
-  Replayer(std::shared_ptr<grpc::Channel> channel, const ReplayOptions& options);
+  Replayer(std::vector<std::string> endpoints, size_t first, const ReplayOptions& options);
   bool open_stream();
   bool fetch();
 
+  std::vector<std::string> endpoints_;
+  size_t endpoint_ = 0;  // the one in use
   std::shared_ptr<grpc::Channel> channel_;
   ReplayOptions options_;
   std::unique_ptr<v1::EventLog::Stub> stub_;
@@ -187,6 +223,8 @@ class Replayer {
   v1::ReplayResponse resp_;
   size_t pos_ = 0;      // byte position in resp_.records()
   size_t index_ = 0;    // record index in resp_
+  uint64_t seq_ = 0;    // seq of the next record in resp_ (no filter)
+  int skip_ = 0;        // next entry of resp_.skipped_seqs()
   bool started_ = false;
   uint64_t next_seq_ = 0;  // resume point
   uint64_t delivered_ = 0;

@@ -20,6 +20,8 @@
 #include <span>
 #include <string_view>
 
+#include "absl/status/statusor.h"
+
 namespace ringlog {
 
 static_assert(std::endian::native == std::endian::little,
@@ -118,6 +120,11 @@ const char* record_status_name(RecordStatus s) noexcept;
 // Checks the record at `data` (8-byte aligned) with `size` readable bytes.
 // On kOk, fills `*out` with a view into `data`.
 RecordStatus check_record(const std::byte* data, size_t size, EventView* out) noexcept;
+
+// Checks that `records` (8-byte aligned) is a run of whole, valid records.
+// Returns how many, or INVALID_ARGUMENT naming the first bad record, its
+// byte position and the reason.
+absl::StatusOr<size_t> check_records(ByteSpan records);
 
 // True when the 16 bytes at `p` are all zero (the end marker of a log, and the
 // wrap marker of a ring: no valid record has an all-zero header, because the

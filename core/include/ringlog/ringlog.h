@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ringlog/consumer.h"
+#include "ringlog/control.h"
 #include "ringlog/crc32c.h"
 #include "ringlog/event.h"
 #include "ringlog/pipeline.h"

@@ -256,6 +256,12 @@ class SegmentedLog {
   // Seals the active segment and starts the next. With `header` (a replica
   // copying its primary), the new segment gets exactly those 64 bytes.
   absl::Status roll(const FileHeader* header = nullptr);
+  // A replica: makes the segment that starts at the log's end exactly
+  // `header` (its primary's). Rolls when the active segment holds records;
+  // rewrites the active segment when it is empty; starts the log over at the
+  // header's base when the log is empty. FAILED_PRECONDITION when the header
+  // does not start at the log's end.
+  absl::Status start_segment(const FileHeader& header);
   // Makes everything appended durable: fdatasync when `flush` is set,
   // otherwise only publishes the durable offset (fsync policy "none").
   absl::Status sync(bool flush = true);

@@ -8,14 +8,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "ringlog/status_macros.h"
 
-// Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define RINGLOG_RETURN_IF_ERROR(expr)              \
-  do {                                             \
-    if (::absl::Status _st = (expr); !_st.ok()) {  \
-      return _st;                                  \
-    }                                              \
-  } while (0)
 
 namespace ringlog::internal {
 

@@ -1,4 +1,4 @@
-#include "epoch_history.h"
+#include "ringlog/epochs.h"
 
 #include <fcntl.h>
 #include <unistd.h>

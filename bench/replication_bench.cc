@@ -1,0 +1,208 @@
+// Replication on loopback: a primary and one replica (real ringlogd processes).
+//
+//  1. catch-up: the primary holds N events; a replica starts empty and the
+//     time until it has applied the whole log gives the rate it keeps up at.
+//  2. lag: events appended at a steady pace (default 100k/s) to the primary;
+//     a client following the replica measures each event's age (now minus
+//     the timestamp the writer put in it) when it arrives: p50/p99/p99.9.
+//  3. commit latency: with --min_replica_acks=1, one-event appends, each
+//     waiting for its acknowledgement: p50/p99/p99.9.
+// Prints one JSON line per figure.
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/time/clock.h"
+#include "common/latency_histogram.h"
+#include "common/process.h"
+#include "ringlog/client.h"
+
+ABSL_FLAG(std::string, ringlogd, "", "ringlogd binary (default: ../server/ringlogd beside this)");
+ABSL_FLAG(uint64_t, catchup_events, 10'000'000, "events the replica copies in the catch-up run");
+ABSL_FLAG(uint32_t, payload, 64, "payload bytes");
+ABSL_FLAG(uint64_t, rate, 100'000, "events per second in the lag run");
+ABSL_FLAG(double, lag_seconds, 5, "length of the lag run");
+ABSL_FLAG(uint64_t, commits, 5000, "appends timed in the commit-latency run");
+
+namespace {
+
+using ringlog::tools::LatencyHistogram;
+using ringlog::tools::NodeProcess;
+
+std::string tmpdir() {
+  const char* tmp = getenv("TMPDIR");
+  std::string t = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/ringlog-repl-XXXXXX";
+  if (mkdtemp(t.data()) == nullptr) std::exit(1);
+  return t;
+}
+
+[[noreturn]] void die(const std::string& what, const absl::Status& s) {
+  std::fprintf(stderr, "replication_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
+  std::exit(1);
+}
+
+NodeProcess start(const std::string& bin, const std::string& dir, std::vector<std::string> args) {
+  absl::StatusOr<NodeProcess> p = NodeProcess::Start(bin, dir, std::move(args));
+  if (!p.ok()) die("start " + dir, p.status());
+  return std::move(*p);
+}
+
+std::unique_ptr<ringlog::Client> connect(const std::string& addr) {
+  ringlog::ClientOptions o;
+  o.endpoints = {addr};
+  auto c = ringlog::Client::Connect(o);
+  if (!c.ok()) die("connect", c.status());
+  return std::move(*c);
+}
+
+// Polls the replica at `c` until it has all of [0, target) durable; returns
+// the copy rate in bytes per second, timed from the first status that shows
+// progress (so the process start does not count) to the end.
+double catchup_rate(ringlog::Client& c, uint64_t target, double* seconds) {
+  uint64_t first = 0;
+  std::chrono::steady_clock::time_point t0;
+  for (;;) {
+    auto st = c.status(absl::Seconds(2));
+    const auto now = std::chrono::steady_clock::now();
+    if (st.ok() && first == 0 && st->log_end_offset() > 0) {
+      first = st->log_end_offset();
+      t0 = now;
+    }
+    if (st.ok() && st->log_end_offset() >= target && st->durable_offset() >= target) {
+      *seconds = std::chrono::duration<double>(now - t0).count();
+      return static_cast<double>(target - first) / *seconds;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+}
+
+void print_latency(const char* name, const LatencyHistogram& h, const char* extra) {
+  std::printf(
+      "{\"bench\":\"%s\",\"samples\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+      "\"max_us\":%.1f%s}\n",
+      name, static_cast<unsigned long long>(h.count()), h.quantile(0.5) / 1e3,
+      h.quantile(0.99) / 1e3, h.quantile(0.999) / 1e3, h.quantile(1.0) / 1e3, extra);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  std::string bin = absl::GetFlag(FLAGS_ringlogd);
+  if (bin.empty()) {
+    bin = (std::filesystem::canonical("/proc/self/exe").parent_path() / "../server/ringlogd")
+              .lexically_normal()
+              .string();
+  }
+  const uint32_t payload_len = absl::GetFlag(FLAGS_payload);
+  const double rec = static_cast<double>(ringlog::padded_size(payload_len));
+  const std::string dir = tmpdir();
+
+  // 1. Catch-up.
+  {
+    NodeProcess primary = start(bin, dir + "/p1", {});
+    auto pc = connect(primary.address());
+    auto app = pc->appender();
+    if (!app.ok()) die("appender", app.status());
+    std::vector<std::byte> payload(payload_len, std::byte{7});
+    const uint64_t n = absl::GetFlag(FLAGS_catchup_events);
+    for (uint64_t i = 0; i < n; ++i) {
+      if (auto s = (*app)->append(1, i, payload); !s.ok()) die("append", s);
+    }
+    auto last = (*app)->drain();
+    if (!last.ok()) die("drain", last.status());
+    const uint64_t end = last->end_offset;
+    NodeProcess replica = start(bin, dir + "/r1", {"--role=replica", "--primary=" + primary.address()});
+    auto rc = connect(replica.address());
+    double s = 0;
+    const double bps = catchup_rate(*rc, end, &s);
+    std::printf(
+        "{\"bench\":\"replica_catchup\",\"events\":%llu,\"bytes\":%llu,\"seconds\":%.3f,"
+        "\"events_per_sec\":%.0f,\"mb_per_sec\":%.1f}\n",
+        static_cast<unsigned long long>(n), static_cast<unsigned long long>(end), s,
+        bps / rec, bps / 1e6);
+    std::fflush(stdout);
+  }
+
+  // 2. Lag at a steady rate, seen by a client of the replica.
+  {
+    NodeProcess primary = start(bin, dir + "/p2", {});
+    NodeProcess replica = start(bin, dir + "/r2", {"--role=replica", "--primary=" + primary.address()});
+    auto pc = connect(primary.address());
+    auto rc = connect(replica.address());
+    const uint64_t rate = absl::GetFlag(FLAGS_rate);
+    const double secs = absl::GetFlag(FLAGS_lag_seconds);
+    const uint64_t total = static_cast<uint64_t>(rate * secs);
+    LatencyHistogram lag;
+    std::atomic<bool> ready{false};
+    std::thread reader([&] {
+      ringlog::ReplayOptions ro;
+      ro.from_end = true;
+      ro.follow = true;
+      ro.limit = total;
+      auto r = rc->replay(ro);
+      ready = true;
+      while (auto ev = r->next()) {
+        const auto now = static_cast<uint64_t>(absl::GetCurrentTimeNanos());
+        lag.record(now - std::min(now, ev->view.timestamp()));
+      }
+    });
+    while (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the replay is open
+    ringlog::ClientOptions small = pc->options();
+    auto app = pc->appender();
+    if (!app.ok()) die("appender", app.status());
+    std::vector<std::byte> payload(payload_len, std::byte{9});
+    // Send a batch every 1 ms with the events due by then.
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t sent = 0;
+    while (sent < total) {
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const auto due = std::min<uint64_t>(total, static_cast<uint64_t>(el * rate) + 1);
+      for (; sent < due; ++sent) {
+        (void)(*app)->append(1, static_cast<uint64_t>(absl::GetCurrentTimeNanos()), payload);
+      }
+      (void)(*app)->flush();
+      std::this_thread::sleep_until(t0 + std::chrono::microseconds(
+                                             static_cast<int64_t>((el + 0.001) * 1e6)));
+    }
+    (void)(*app)->drain();
+    reader.join();
+    char extra[96];
+    std::snprintf(extra, sizeof extra, ",\"rate\":%llu,\"seconds\":%.1f",
+                  static_cast<unsigned long long>(rate), secs);
+    print_latency("replication_lag", lag, extra);
+  }
+
+  // 3. Commit latency with one replica ack.
+  {
+    NodeProcess primary = start(bin, dir + "/p3", {"--min_replica_acks=1"});
+    NodeProcess replica = start(bin, dir + "/r3", {"--role=replica", "--primary=" + primary.address()});
+    auto pc = connect(primary.address());
+    auto app = pc->appender();
+    if (!app.ok()) die("appender", app.status());
+    std::vector<std::byte> payload(payload_len, std::byte{3});
+    LatencyHistogram h;
+    const uint64_t n = absl::GetFlag(FLAGS_commits);
+    for (uint64_t i = 0; i < n + 100; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      if (auto s = (*app)->append(1, i, payload); !s.ok()) die("append", s);
+      auto a = (*app)->drain();
+      if (!a.ok()) die("commit", a.status());
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - t0)
+                          .count();
+      if (i >= 100) h.record(static_cast<uint64_t>(ns));  // the first 100 warm up
+    }
+    print_latency("commit_latency_1_ack", h, "");
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}

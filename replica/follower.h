@@ -1,0 +1,109 @@
+// The replica side of replication: follows a primary over
+// Replication.Follow and keeps a byte-identical copy of its log.
+//
+// One thread (the follower's) is the only writer of the replica's log. It
+// connects, says where its log ends and which epochs it has, truncates when
+// the primary's directive says its tail diverges, then applies chunks: every
+// record's checksum is checked, segments start exactly where and as the
+// primary's did, and the durable offset is acknowledged after each chunk.
+// Any error ends the stream; the follower reconnects with backoff and resumes
+// from its own end.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "ringlog/epochs.h"
+#include "ringlog/pipeline.h"
+#include "ringlog/storage.h"
+#include "ringlog/v1/ringlog.grpc.pb.h"
+
+namespace ringlog {
+
+enum class FollowerState { kConnecting, kCatchingUp, kStreaming, kStopped };
+const char* follower_state_name(FollowerState s);
+
+struct FollowerOptions {
+  std::string primary;  // HOST:PORT
+  std::string node_id;
+  std::string advertise;
+  FsyncPolicy fsync = FsyncPolicy::kNone;
+  absl::Duration fsync_interval = absl::Milliseconds(10);
+  uint64_t window_bytes = uint64_t{64} << 20;
+  // Records below this offset were committed as far as this node knows
+  // (served to clients, acknowledged): a directive to cut below it is refused
+  // unless allow_truncate_below_commit.
+  uint64_t commit_floor = 0;
+  bool allow_truncate_below_commit = false;
+  absl::Duration min_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(2);
+  // Called on the follower thread: the commit offset learned from the
+  // primary (never past what this log holds), and the primary's epoch.
+  std::function<void(LogPosition commit, uint64_t epoch)> on_commit;
+  // Called on the follower thread with records just appended to the log.
+  std::function<void(ByteSpan records, LogPosition first)> on_applied;
+  // Called when the primary's epoch is above ours (we adopt it).
+  std::function<void(uint64_t epoch)> on_epoch;
+};
+
+class Follower {
+ public:
+  // `epochs_mu` guards `epochs` against the node's readers.
+  Follower(SegmentedLog* log, EpochHistory* epochs, std::mutex* epochs_mu, FollowerOptions options);
+  ~Follower();  // stop()
+
+  void start();
+  // Ends the stream and joins the thread; the log is the caller's again.
+  void stop();
+
+  FollowerState state() const { return state_.load(std::memory_order_acquire); }
+  std::string primary() const;
+  void set_primary(const std::string& primary);  // takes effect at the next connect
+  void set_allow_truncate_below_commit(bool allow);
+  uint64_t applied_offset() const { return log_->end().offset; }
+  LogPosition commit() const { return commit_.load(); }
+  uint64_t primary_epoch() const { return primary_epoch_.load(std::memory_order_acquire); }
+  // The last error that ended a stream (empty before the first).
+  std::string last_error() const;
+
+ private:
+  void run();
+  // One connection: hello, directive, chunks until an error.
+  absl::Status follow_once();
+  absl::Status apply(const v1::Chunk& chunk);
+  absl::Status make_durable(bool force);
+  void set_error(const absl::Status& s);
+
+  SegmentedLog* log_;
+  EpochHistory* epochs_;
+  std::mutex* epochs_mu_;
+  FollowerOptions options_;
+
+  std::atomic<FollowerState> state_{FollowerState::kConnecting};
+  AtomicPosition commit_;
+  std::atomic<uint64_t> primary_epoch_{0};
+  uint64_t primary_commit_ = 0;  // follower thread only
+  std::atomic<bool> allow_truncate_below_commit_{false};
+  std::atomic<uint64_t> commit_floor_{0};
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::string primary_;
+  std::string last_error_;
+  grpc::ClientContext* ctx_ = nullptr;  // the live stream's, for stop()
+  std::thread thread_;
+
+  absl::Time last_sync_;  // follower thread only
+  bool unsynced_ = false;
+};
+
+}  // namespace ringlog

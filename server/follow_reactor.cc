@@ -1,0 +1,217 @@
+#include "follow_reactor.h"
+
+#include "absl/strings/str_format.h"
+#include "grpc_status.h"
+#include "spdlog/spdlog.h"
+
+namespace ringlog {
+
+FollowReactor::FollowReactor(Node* node, std::string peer) : node_(node), peer_(std::move(peer)) {
+  std::lock_guard l(mu_);
+  if (node_->role() != Role::kPrimary) {
+    finish_locked(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                               absl::StrFormat("this node is a replica; follow the primary at %s",
+                                               node_->primary_hint())));
+    return;
+  }
+  StartRead(&req_);
+}
+
+void FollowReactor::OnReadDone(bool ok) {
+  std::lock_guard l(mu_);
+  if (!ok) {  // the replica went away
+    finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "the replica ended the stream"));
+    return;
+  }
+  if (!hello_done_) {
+    if (!req_.has_hello()) {
+      finish_locked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be a hello"));
+      return;
+    }
+    on_hello(req_.hello());
+    return;
+  }
+  if (req_.has_ack()) {
+    const v1::FollowAck& a = req_.ack();
+    acked_offset_ = std::max(acked_offset_, a.applied_offset());
+    node_->replica_ack(replica_id_, LogPosition{a.durable_offset(), a.durable_seq()});
+  }
+  StartRead(&req_);
+  next_locked();  // the window may have opened
+}
+
+void FollowReactor::on_hello(const v1::FollowHello& hello) {
+  hello_done_ = true;
+  replica_id_ = hello.node_id().empty() ? peer_ : hello.node_id();
+  if (hello.window_bytes() != 0) window_ = std::max<uint64_t>(hello.window_bytes(), 2 * kChunkBytes);
+  std::vector<EpochEntry> replica_epochs;
+  for (const v1::EpochEntry& e : hello.epochs()) replica_epochs.push_back({e.epoch(), e.start_offset()});
+  if (!replica_epochs.empty() && replica_epochs.back().epoch > node_->epoch()) {
+    // The replica has seen a later epoch than ours: we are not the primary
+    // any more.
+    node_->step_down(replica_epochs.back().epoch,
+                     absl::StrFormat("replica %s has seen epoch %d", replica_id_,
+                                     replica_epochs.back().epoch));
+    finish_locked(grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrFormat("this node's epoch %d is behind yours (%d): it has stepped down",
+                        node_->epoch(), replica_epochs.back().epoch)));
+    return;
+  }
+  absl::StatusOr<uint64_t> truncate_to =
+      node_->divergence_point(replica_epochs, hello.log_end_offset());
+  if (!truncate_to.ok()) {
+    finish_locked(to_grpc(truncate_to.status()));
+    return;
+  }
+  const LogPosition start = node_->log().start();
+  absl::StatusOr<LogPosition> from = *truncate_to < start.offset && hello.log_end_offset() == 0
+                                         ? absl::StatusOr<LogPosition>(start)
+                                         : node_->log().find_offset(*truncate_to);
+  if (!from.ok()) {
+    finish_locked(to_grpc(absl::OutOfRangeError(absl::StrFormat(
+        "replica %s needs the log from offset %d, but this primary holds offsets %d to %d; "
+        "start the replica with an empty data directory to copy the log anew: %s",
+        replica_id_, *truncate_to, start.offset, node_->log().end().offset,
+        from.status().message()))));
+    return;
+  }
+  reader_.emplace(node_->log(), *from);
+  sent_offset_ = from->offset;
+  acked_offset_ = from->offset;
+  registry_id_ = node_->register_follower(this, replica_id_, peer_, hello.advertise(), *from);
+  spdlog::info("replica {} ({}) follows from offset {} (its log ended at {})", replica_id_, peer_,
+               from->offset, hello.log_end_offset());
+  resp_.Clear();
+  v1::Directive* d = resp_.mutable_directive();
+  d->set_truncate_to(std::min(*truncate_to, hello.log_end_offset()));
+  for (const EpochEntry& e : node_->epoch_entries()) {
+    v1::EpochEntry* pe = d->add_epochs();
+    pe->set_epoch(e.epoch);
+    pe->set_start_offset(e.start_offset);
+  }
+  d->set_log_start_offset(start.offset);
+  d->set_log_start_seq(start.seq);
+  write_locked();
+  StartRead(&req_);
+}
+
+void FollowReactor::write_locked() {
+  resp_.set_epoch(node_->epoch());
+  const uint64_t commit = node_->commit().offset;
+  resp_.set_commit_offset(commit);
+  resp_.set_primary_durable_offset(node_->log().durable_offset());
+  sent_commit_ = commit;
+  last_write_ = absl::Now();
+  writing_ = true;
+  StartWrite(&resp_);
+}
+
+void FollowReactor::next_locked() {
+  if (finished_ || writing_ || !reader_ || parked_) return;
+  if (node_->role() != Role::kPrimary) {
+    finish_locked(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                               "this node stepped down; follow the new primary"));
+    return;
+  }
+  if (sent_offset_ - acked_offset_ >= window_) return;  // the next ack resumes us
+  const uint64_t limit = node_->log().durable_offset();
+  const size_t room = std::min<uint64_t>(kChunkBytes, window_ - (sent_offset_ - acked_offset_));
+  if (std::optional<LogSlice> s = reader_->next_slice(limit, std::max<size_t>(room, kMaxRecordSize))) {
+    resp_.Clear();
+    v1::Chunk* c = resp_.mutable_chunk();
+    c->set_start_offset(s->position.offset);
+    c->set_start_seq(s->position.seq);
+    if (s->starts_segment) {
+      c->mutable_segment()->set_header(reinterpret_cast<const char*>(s->segment_header),
+                                       sizeof(FileHeader));
+    }
+    c->set_records(reinterpret_cast<const char*>(s->records.bytes.data()), s->records.bytes.size());
+    sent_offset_ = s->position.offset + s->records.bytes.size();
+    write_locked();
+    return;
+  }
+  if (!reader_->status().ok()) {
+    finish_locked(to_grpc(reader_->status()));
+    return;
+  }
+  if (node_->commit().offset != sent_commit_) {
+    resp_.Clear();
+    resp_.set_heartbeat(true);
+    write_locked();
+    return;
+  }
+  // Caught up: wait for new durable records or a new commit offset.
+  parked_ = true;
+  durable_token_ = node_->durable_notifier().wait_past(sent_offset_, [n = node_, id = registry_id_] {
+    n->resume_follower(id);
+  });
+  commit_token_ = node_->notifier().wait_past(sent_commit_, [n = node_, id = registry_id_] {
+    n->resume_follower(id);
+  });
+  if (!durable_token_ || !commit_token_) {
+    finish_locked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the primary is shutting down"));
+  }
+}
+
+void FollowReactor::resume() {
+  std::lock_guard l(mu_);
+  if (!parked_) return;
+  parked_ = false;
+  if (durable_token_) node_->durable_notifier().cancel(*durable_token_);
+  if (commit_token_) node_->notifier().cancel(*commit_token_);
+  durable_token_.reset();
+  commit_token_.reset();
+  if (node_->stopping()) {
+    finish_locked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the primary is shutting down"));
+    return;
+  }
+  next_locked();
+}
+
+void FollowReactor::tick(absl::Time now, absl::Duration heartbeat) {
+  std::lock_guard l(mu_);
+  if (finished_ || writing_ || !parked_ || now - last_write_ < heartbeat) return;
+  parked_ = false;
+  if (durable_token_) node_->durable_notifier().cancel(*durable_token_);
+  if (commit_token_) node_->notifier().cancel(*commit_token_);
+  durable_token_.reset();
+  commit_token_.reset();
+  resp_.Clear();
+  resp_.set_heartbeat(true);
+  write_locked();
+}
+
+void FollowReactor::OnWriteDone(bool ok) {
+  std::lock_guard l(mu_);
+  writing_ = false;
+  if (!ok) {
+    finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "the replica went away"));
+    return;
+  }
+  next_locked();
+}
+
+void FollowReactor::OnCancel() {
+  std::lock_guard l(mu_);
+  finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled"));
+}
+
+void FollowReactor::finish_locked(const grpc::Status& s) {
+  if (finished_) return;
+  finished_ = true;
+  // Waiters only reach us through the node's registry, which OnDone leaves.
+  if (durable_token_) node_->durable_notifier().cancel(*durable_token_);
+  if (commit_token_) node_->notifier().cancel(*commit_token_);
+  Finish(s);
+}
+
+void FollowReactor::OnDone() {
+  if (registry_id_ != 0) {
+    node_->unregister_follower(registry_id_);
+    spdlog::info("replica {} ({}) disconnected", replica_id_, peer_);
+  }
+  delete this;
+}
+
+}  // namespace ringlog

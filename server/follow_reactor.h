@@ -1,0 +1,68 @@
+// Replication.Follow on the primary: one reactor per replica.
+//
+// After the replica's hello it sends a directive (where to truncate, the
+// epoch history), then chunks of raw record bytes read straight from the
+// mapped segments (one copy, into the message), each at most kChunkBytes and
+// within one segment, with the segment's header when a chunk starts one. At
+// most the replica's window of bytes is sent ahead of its acks, so a slow
+// replica only slows itself. When caught up the reactor parks on the node's
+// durable and commit notifiers; the node's ticker makes it send a heartbeat
+// when nothing else was sent for a while.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "node.h"
+#include "ringlog/storage.h"
+#include "ringlog/v1/ringlog.grpc.pb.h"
+
+namespace ringlog {
+
+class FollowReactor final : public grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse> {
+ public:
+  static constexpr size_t kChunkBytes = size_t{1} << 20;
+  static constexpr uint64_t kDefaultWindow = uint64_t{64} << 20;
+
+  FollowReactor(Node* node, std::string peer);
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+  // From the node, with its follower registry locked (so never after OnDone).
+  void resume();
+  void tick(absl::Time now, absl::Duration heartbeat);
+
+ private:
+  void on_hello(const v1::FollowHello& hello);
+  void next_locked();
+  void finish_locked(const grpc::Status& s);
+  void write_locked();
+
+  Node* node_;
+  const std::string peer_;
+  std::mutex mu_;
+  v1::FollowRequest req_;
+  v1::FollowResponse resp_;
+  bool hello_done_ = false;
+  bool writing_ = false;
+  bool parked_ = false;
+  bool finished_ = false;
+  std::optional<CommitNotifier::Token> durable_token_;
+  std::optional<CommitNotifier::Token> commit_token_;
+  std::optional<LogReader> reader_;
+  std::string replica_id_;
+  uint64_t window_ = kDefaultWindow;
+  uint64_t sent_offset_ = 0;   // end of what was sent
+  uint64_t acked_offset_ = 0;  // what the replica has applied
+  uint64_t sent_commit_ = UINT64_MAX;
+  absl::Time last_write_;
+  uint64_t registry_id_ = 0;
+};
+
+}  // namespace ringlog
