@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build, test and run ringlog on Debian 12.
 #
-#   ./dev.sh run      build, then run the main job (see README.md)
+#   ./dev.sh run      build, then start a primary and two replicas with a live
+#                     workload and show their status (tools/cluster.sh up)
+#   ./dev.sh stress   build, then the stress test (tools/stress)
 #   ./dev.sh test     build, then run every test (unit, integration, ThreadSanitizer)
 #   ./dev.sh build    install the build dependencies and build (Release) into build/
 #   ./dev.sh deps     install the build dependencies only (apt-get; needs root or sudo)
@@ -10,7 +12,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev)
+  libabsl-dev libspdlog-dev libcivetweb-dev libgtest-dev libgmock-dev libbenchmark-dev)
 BUILD=${RINGLOG_BUILD_DIR:-build}
 JOBS=${RINGLOG_JOBS:-$(nproc)}
 
@@ -51,6 +53,11 @@ test_all() {
 
 run() {
   build
+  RINGLOG_BUILD_DIR="$BUILD" tools/cluster.sh up
+}
+
+stress() {
+  build
   "$BUILD/tools/stress/stress" "$@"
 }
 
@@ -60,6 +67,7 @@ case "$cmd" in
   deps) deps ;;
   build) build ;;
   test) test_all ;;
-  run) run "$@" ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  run) run ;;
+  stress) stress "$@" ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -109,6 +109,20 @@ void Follower::run() {
       if (stop_) break;
       last_error_ = s.ToString();
     }
+    // A node that is not the primary says whom it follows: go there.
+    if (absl::IsFailedPrecondition(s)) {
+      const std::string key = "follow the primary at ";
+      const std::string msg(s.message());
+      if (const size_t at = msg.find(key); at != std::string::npos) {
+        std::string hint = msg.substr(at + key.size());
+        hint = hint.substr(0, hint.find_first_of(" ;,)"));
+        if (!hint.empty() && hint[0] != '(' && hint != primary()) {
+          spdlog::info("{} is not the primary; following {} instead", primary(), hint);
+          std::lock_guard l(mu_);
+          primary_ = hint;  // after the backoff below, so two nodes cannot bounce us fast
+        }
+      }
+    }
     // Back off less after a stream that made progress.
     if (log_->end().offset != before) backoff = options_.min_backoff;
     spdlog::warn("replication from {} ended: {}; reconnecting in {}", primary(), s.ToString(),

@@ -7,7 +7,16 @@
 #include <memory>
 #include <string>
 
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
@@ -15,6 +24,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "metrics.h"
 #include "node.h"
 #include "services.h"
 #include "spdlog/spdlog.h"
@@ -40,6 +50,11 @@ ABSL_FLAG(uint64_t, retention_bytes, 0, "keep at most this many bytes of log (0:
 ABSL_FLAG(absl::Duration, retention_age, absl::InfiniteDuration(),
           "drop segments whose newest event is older than this (e.g. 168h)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)");
+ABSL_FLAG(std::string, config, "",
+          "a file of flag settings, one \"name = value\" per line (# comments); the "
+          "environment (RINGLOG_<NAME>) overrides it, and the command line both");
 
 namespace {
 
@@ -64,14 +79,75 @@ int fail(const std::string& msg) {
   return 1;
 }
 
+// This program's own flags (not those of the libraries).
+std::vector<absl::CommandLineFlag*> own_flags() {
+  std::vector<absl::CommandLineFlag*> out;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::StrContains(flag->Filename(), "server/main.cc")) out.push_back(flag);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const absl::CommandLineFlag* a, const absl::CommandLineFlag* b) {
+              return a->Name() < b->Name();
+            });
+  return out;
+}
+
+// Sets flags from the config file named on the command line, then from the
+// environment; the command line, parsed after, overrides both.
+absl::Status apply_config_and_env(int argc, char** argv) {
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (absl::StartsWith(a, "--config=")) path = a.substr(9);
+    if (a == "--config" && i + 1 < argc) path = argv[i + 1];
+  }
+  if (const char* e = std::getenv("RINGLOG_CONFIG"); path.empty() && e != nullptr) path = e;
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) return absl::NotFoundError("cannot read config file " + path);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      absl::string_view l = absl::StripAsciiWhitespace(line);
+      if (l.empty() || l[0] == '#') continue;
+      if (absl::ConsumePrefix(&l, "--")) {
+      }
+      const size_t eq = l.find_first_of("=:");
+      if (eq == absl::string_view::npos) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s:%d: expected name = value", path, n));
+      }
+      const std::string name(absl::StripAsciiWhitespace(l.substr(0, eq)));
+      const std::string value(absl::StripAsciiWhitespace(l.substr(eq + 1)));
+      absl::CommandLineFlag* f = absl::FindCommandLineFlag(name);
+      std::string err;
+      if (f == nullptr) return absl::InvalidArgumentError(absl::StrFormat("%s:%d: no flag --%s", path, n, name));
+      if (!f->ParseFrom(value, &err)) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s:%d: --%s: %s", path, n, name, err));
+      }
+    }
+  }
+  for (absl::CommandLineFlag* f : own_flags()) {
+    std::string env = "RINGLOG_" + absl::AsciiStrToUpper(f->Name());
+    if (const char* v = std::getenv(env.c_str()); v != nullptr && f->Name() != "config") {
+      std::string err;
+      if (!f->ParseFrom(v, &err)) {
+        return absl::InvalidArgumentError(absl::StrFormat("%s: %s", env, err));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "ringlogd: a ringlog node. Serves EventLog (Append, Replay), Admin and Replication over "
       "gRPC, with the standard health service and server reflection.");
-  absl::ParseCommandLine(argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ ringlogd %v");
+  if (absl::Status s = apply_config_and_env(argc, argv); !s.ok()) return fail(s.ToString());
+  absl::ParseCommandLine(argc, argv);
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
 
   // SIGINT and SIGTERM are taken by sigwait below; block them before any
@@ -104,14 +180,11 @@ int main(int argc, char** argv) {
         o.max_request_bytes, ringlog::kMaxRecordSize));
   }
 
-  spdlog::info(
-      "starting: role={} data_dir={} listen={} segment_bytes={} ring_bytes={} fsync={} "
-      "max_batch_bytes={} min_replica_acks={} retention_bytes={} retention_age={}{}",
-      role, o.data_dir, o.listen, o.pipeline.log.segment_bytes, o.pipeline.ring_bytes,
-      ringlog::fsync_policy_name(o.pipeline.fsync, o.pipeline.fsync_interval),
-      o.max_request_bytes, o.min_replica_acks, o.pipeline.log.retention_bytes,
-      absl::FormatDuration(o.pipeline.log.retention_age),
-      o.primary.empty() ? "" : " primary=" + o.primary);
+  std::string effective;
+  for (absl::CommandLineFlag* f : own_flags()) {
+    absl::StrAppend(&effective, effective.empty() ? "" : " ", f->Name(), "=", f->CurrentValue());
+  }
+  spdlog::info("starting with {}", effective);
 
   ringlog::RecoveryReport report;
   absl::StatusOr<std::unique_ptr<ringlog::Node>> node = ringlog::Node::Open(o, &report);
@@ -143,6 +216,14 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return fail("cannot listen on " + o.listen);
   spdlog::info("serving on port {} ({})", port, o.listen);
+  std::unique_ptr<ringlog::MetricsServer> metrics;
+  if (const std::string ml = absl::GetFlag(FLAGS_metrics_listen); !ml.empty()) {
+    absl::StatusOr<std::unique_ptr<ringlog::MetricsServer>> m =
+        ringlog::MetricsServer::Start(node->get(), ml);
+    if (!m.ok()) return fail(m.status().ToString());
+    metrics = std::move(*m);
+    spdlog::info("metrics on http://{}/metrics (port {})", ml, metrics->port());
+  }
   if (const std::string pf = absl::GetFlag(FLAGS_port_file); !pf.empty()) {
     // Written whole under a temporary name, so a reader never sees half of it.
     std::ofstream(pf + ".tmp") << port << "\n";
@@ -159,6 +240,7 @@ int main(int argc, char** argv) {
   const absl::Status closed = (*node)->close();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server.reset();
+  metrics.reset();
   node->reset();
   if (!closed.ok()) return fail("shutdown: " + closed.ToString());
   spdlog::info("stopped cleanly");

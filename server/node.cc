@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "absl/random/random.h"
@@ -33,6 +35,34 @@ absl::StatusOr<std::string> load_node_id(const std::string& dir) {
   out << id << "\n";
   if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
   return id;
+}
+
+// <dir>/ROLE remembers the node's role across restarts: "primary", or
+// "replica HOST:PORT". Flags give only the role of a first start.
+struct SavedRole {
+  Role role = Role::kPrimary;
+  std::string primary;
+};
+
+std::optional<SavedRole> load_role(const std::string& dir) {
+  std::ifstream in(dir + "/ROLE");
+  std::string word;
+  if (!(in >> word)) return std::nullopt;
+  SavedRole r;
+  if (word == "primary") return r;
+  if (word != "replica") return std::nullopt;
+  r.role = Role::kReplica;
+  in >> r.primary;
+  return r;
+}
+
+void save_role(const std::string& dir, Role role, const std::string& primary) {
+  const std::string path = dir + "/ROLE";
+  {
+    std::ofstream out(path + ".tmp", std::ios::trunc);
+    out << (role == Role::kPrimary ? "primary" : "replica " + primary) << "\n";
+  }
+  std::rename((path + ".tmp").c_str(), path.c_str());
 }
 
 }  // namespace
@@ -72,8 +102,25 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options,
   n->admin_thread_ = std::thread([raw = n.get()] { raw->admin_loop(); });
   n->ticker_ = std::thread([raw = n.get()] { raw->ticker_loop(); });
   std::lock_guard rl(n->role_mu_);
+  Role role = options.role;
   std::string follow = options.primary;
-  if (options.role == Role::kPrimary && !options.peers.empty()) {
+  if (std::optional<SavedRole> saved = load_role(options.data_dir)) {
+    if (saved->role != role || (role == Role::kReplica && saved->primary != follow)) {
+      spdlog::warn("the data directory says this node is {}{} (a promotion or failover changed "
+                   "it); that wins over the flags. Change roles with ringlogctl promote/follow.",
+                   saved->role == Role::kPrimary ? "the primary" : "a replica of ",
+                   saved->primary);
+    }
+    role = saved->role;
+    follow = role == Role::kReplica ? saved->primary : "";
+  }
+  if (role == Role::kReplica && follow.empty()) {
+    // Fenced before it knew whom to follow: look for the primary.
+    for (const PeerStatus& ps : query_peers(options.peers, n->node_id_, absl::Milliseconds(500))) {
+      if (ps.status.role() == v1::ROLE_PRIMARY) follow = ps.address;
+    }
+  }
+  if (role == Role::kPrimary && !options.peers.empty()) {
     // Before taking a single append: is another node primary in a later
     // epoch (this node was failed over while it was down)? Then follow it.
     for (const PeerStatus& ps : query_peers(options.peers, n->node_id_, absl::Milliseconds(500))) {
@@ -84,13 +131,14 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options,
       }
     }
   }
-  if (options.role == Role::kPrimary && follow.empty()) {
+  if (role == Role::kPrimary && follow.empty()) {
     n->role_.store(Role::kPrimary, std::memory_order_release);
     if (absl::Status s = n->start_primary(); !s.ok()) return s;
   } else {
     n->role_.store(Role::kReplica, std::memory_order_release);
     n->start_follower(follow, /*force=*/false);
   }
+  save_role(options.data_dir, n->role(), follow);
   return n;
 }
 
@@ -146,7 +194,16 @@ absl::Status Node::stop_primary(const absl::Status& why) {
   intake_cv_.notify_all();
   if (intake_thread_.joinable()) intake_thread_.join();
   absl::Status s;
-  if (pipeline_) s = pipeline_->close();  // drains the ring and syncs
+  if (pipeline_) {
+    s = pipeline_->close();  // drains the ring and syncs
+    const PipelineStats st = pipeline_->stats();
+    std::lock_guard l(counters_mu_);
+    past_.events_appended += st.events;
+    past_.bytes_appended += st.bytes;
+    for (size_t i = 0; i < kFsyncBucketCount; ++i) past_.fsync_buckets[i] += st.fsync_buckets[i];
+    past_.fsync_seconds += st.fsync_seconds;
+  }
+  pipeline_.reset();  // its counters are in past_ now
   // What the last sync committed is acknowledged; the rest fails with `why`.
   complete_committed(commit());
   fail_all(why);
@@ -263,6 +320,8 @@ void Node::intake_loop(Pipeline* pipeline) {
     int waits = 0;
     absl::Status failed;
     while (!producer.write_records(span)) {
+      // relaxed: a statistic.
+      if (waits == 0) ring_full_.fetch_add(1, std::memory_order_relaxed);
       // The ring is full: the storage thread is behind, or cannot write
       // (a full disk). Wait for room; give up on a storage error.
       if (absl::Status e = pipeline->error(); !e.ok()) {
@@ -367,6 +426,7 @@ uint64_t Node::register_follower(FollowReactor* r, const std::string& replica_id
     // A replica that truncated has less than it acknowledged before.
     if (from.offset < v.acked.offset || v.last_ack == absl::Time()) v.acked = from;
     v.last_ack = absl::Now();
+    if (v.caught_up_at == absl::Time()) v.caught_up_at = v.last_ack;
   }
   std::lock_guard l(followers_mu_);
   const uint64_t id = next_follower_id_++;
@@ -403,9 +463,38 @@ void Node::replica_ack(const std::string& replica_id, LogPosition durable) {
     ReplicaView& v = replicas_[replica_id];
     if (durable.offset >= v.acked.offset) v.acked = durable;
     v.last_ack = absl::Now();
+    if (durable.offset >= durable_.load().offset) v.caught_up_at = v.last_ack;
     v.connected = true;
   }
   update_commit();
+}
+
+NodeCounters Node::counters() const {
+  NodeCounters c;
+  {
+    std::lock_guard l(counters_mu_);
+    c = past_;
+  }
+  if (std::shared_ptr<Pipeline> pl = pipeline()) {
+    const PipelineStats st = pl->stats();
+    c.events_appended += st.events;
+    c.bytes_appended += st.bytes;
+    for (size_t i = 0; i < kFsyncBucketCount; ++i) c.fsync_buckets[i] += st.fsync_buckets[i];
+    c.fsync_seconds += st.fsync_seconds;
+  }
+  c.ring_full = ring_full_.load(std::memory_order_relaxed);
+  return c;
+}
+
+std::vector<ReplicaLag> Node::replica_lag_seconds() const {
+  std::vector<ReplicaLag> out;
+  const uint64_t durable = durable_.load().offset;
+  const absl::Time now = absl::Now();
+  for (const ReplicaView& v : replicas()) {
+    out.push_back({v.node_id, v.acked.offset >= durable ? 0.0
+                                                        : absl::ToDoubleSeconds(now - v.caught_up_at)});
+  }
+  return out;
 }
 
 std::vector<ReplicaView> Node::replicas() const {
@@ -640,6 +729,7 @@ absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string
   role_.store(Role::kPrimary, std::memory_order_release);
   fenced_.clear();
   RINGLOG_RETURN_IF_ERROR(start_primary());
+  save_role(options_.data_dir, Role::kPrimary, "");
   spdlog::warn("promoted to primary: epoch {} from offset {} in {}", new_epoch, start,
                absl::FormatDuration(absl::Now() - t0));
   return Promoted{new_epoch, start};
@@ -664,6 +754,7 @@ absl::StatusOr<uint64_t> Node::follow(const std::string& primary, bool force) {
   } else {
     start_follower(primary, force);
   }
+  save_role(options_.data_dir, Role::kReplica, primary);
   return epoch();
 }
 
@@ -679,6 +770,7 @@ void Node::step_down(uint64_t later_epoch, const std::string& why) {
     if (!s.ok()) spdlog::error("stepping down: {}", s.ToString());
     role_.store(Role::kReplica, std::memory_order_release);
     fenced_ = absl::StrFormat("fenced by epoch %d: %s", later_epoch, why);
+    save_role(options_.data_dir, Role::kReplica, "");
   });
 }
 

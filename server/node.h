@@ -11,6 +11,7 @@
 // process (NodeOptions::embedded_rings), whose hot path stays lock-free.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -80,7 +81,22 @@ struct ReplicaView {
   std::string advertise;
   LogPosition acked;  // durable on the replica
   absl::Time last_ack;
+  absl::Time caught_up_at;  // when its ack last covered everything durable here
   bool connected = false;
+};
+
+// Counters over the node's life (across role changes), for metrics.
+struct NodeCounters {
+  uint64_t events_appended = 0;
+  uint64_t bytes_appended = 0;
+  uint64_t ring_full = 0;
+  std::array<uint64_t, kFsyncBucketCount> fsync_buckets{};
+  double fsync_seconds = 0;
+};
+
+struct ReplicaLag {
+  std::string node_id;
+  double seconds = 0;  // how long it has been behind; 0 when caught up
 };
 
 // Checks that `records` is a run of whole valid records of at most
@@ -135,6 +151,8 @@ class Node {
 
   // ---- Status ----
   void fill_status(v1::NodeStatus* out) const;
+  NodeCounters counters() const;
+  std::vector<ReplicaLag> replica_lag_seconds() const;
   std::atomic<uint32_t> append_streams{0};
   std::atomic<uint32_t> replay_streams{0};
 
@@ -252,6 +270,11 @@ class Node {
   mutable std::mutex epochs_mu_;  // guards epochs_ against the follower's changes
 
   std::atomic<bool> stopping_{false};
+  // Counters of finished primary terms, and of the current intake.
+  mutable std::mutex counters_mu_;
+  NodeCounters past_;
+  std::atomic<uint64_t> ring_full_{0};
+
   bool closed_ = false;
 };
 

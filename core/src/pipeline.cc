@@ -142,11 +142,17 @@ void Pipeline::set_error(absl::Status s) {
 
 PipelineStats Pipeline::stats() const {
   // relaxed: counters for reporting; no other data depends on them.
-  return PipelineStats{events_.load(std::memory_order_relaxed),
-                       bytes_.load(std::memory_order_relaxed),
-                       batches_.load(std::memory_order_relaxed),
-                       syncs_.load(std::memory_order_relaxed),
-                       append_errors_.load(std::memory_order_relaxed)};
+  PipelineStats st;
+  st.events = events_.load(std::memory_order_relaxed);
+  st.bytes = bytes_.load(std::memory_order_relaxed);
+  st.batches = batches_.load(std::memory_order_relaxed);
+  st.syncs = syncs_.load(std::memory_order_relaxed);
+  st.append_errors = append_errors_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kFsyncBucketCount; ++i) {
+    st.fsync_buckets[i] = fsync_buckets_[i].load(std::memory_order_relaxed);
+  }
+  st.fsync_seconds = static_cast<double>(fsync_nanos_.load(std::memory_order_relaxed)) / 1e9;
+  return st;
 }
 
 // ---- The storage thread ----
@@ -241,12 +247,19 @@ void Pipeline::make_durable(bool force) {
       break;
   }
   const LogPosition end = log_->end();
+  const absl::Time t0 = flush ? absl::Now() : absl::Time();
   if (absl::Status s = log_->sync(flush); !s.ok()) {
     set_error(s);
     return;
   }
   if (flush) {
     last_sync_ = absl::Now();
+    const double secs = absl::ToDoubleSeconds(last_sync_ - t0);
+    size_t b = 0;
+    while (b < std::size(kFsyncBuckets) && secs > kFsyncBuckets[b]) ++b;
+    // relaxed: statistics only.
+    fsync_buckets_[b].fetch_add(1, std::memory_order_relaxed);
+    fsync_nanos_.fetch_add(static_cast<uint64_t>(secs * 1e9), std::memory_order_relaxed);
     syncs_.fetch_add(1, std::memory_order_relaxed);
   }
   unsynced_ = false;

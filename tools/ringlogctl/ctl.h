@@ -36,6 +36,8 @@ int cmd_verify();
 int cmd_dump();
 int cmd_promote();
 int cmd_follow();
+int cmd_load();
+int cmd_health();
 
 // Formats ns since the Unix epoch as RFC 3339 UTC with nanoseconds.
 std::string format_time(uint64_t ns);

@@ -7,7 +7,9 @@
 //   ringlogctl verify  --data-dir DIR      (offline)
 //   ringlogctl dump    --data-dir DIR [--from-seq N] [--limit N] [--format text|json]
 //   ringlogctl promote [--node ...] [--force]
-//   ringlogctl follow  --node HOST:PORT --primary HOST:PORT
+//   ringlogctl follow  --node HOST:PORT --primary HOST:PORT [--force]
+//   ringlogctl load    --nodes a,b,c [--rate N] [--payload N] [--seconds S]
+//   ringlogctl health  [--node HOST:PORT]
 //
 // Exit codes: 0 done, 1 the node refused or failed, 2 bad usage, 3 node
 // unreachable, 4 verify found a problem.
@@ -37,7 +39,9 @@ constexpr char kUsage[] =
     "  verify   checks every segment of --data-dir offline\n"
     "  dump     prints the events of --data-dir offline\n"
     "  promote  makes a replica the primary of a new epoch (--force)\n"
-    "  follow   points --node at a new --primary\n"
+    "  follow   points --node at a new --primary (--force)\n"
+    "  health   asks --node's gRPC health service (exit 0 when SERVING)\n"
+    "  load     appends --rate events/s to the primary among --nodes, following failovers\n"
     "Exit codes: 0 done, 1 refused or failed, 2 bad usage, 3 unreachable, 4 data problem.\n"
     "Flags take dashes or underscores (--from-seq or --from_seq).";
 
@@ -70,6 +74,8 @@ int main(int argc, char** argv) {
   if (cmd == "dump") return ringlog::ctl::cmd_dump();
   if (cmd == "promote") return ringlog::ctl::cmd_promote();
   if (cmd == "follow") return ringlog::ctl::cmd_follow();
+  if (cmd == "load") return ringlog::ctl::cmd_load();
+  if (cmd == "health") return ringlog::ctl::cmd_health();
   std::fprintf(stderr, "ringlogctl: unknown command \"%s\"\n%s\n", cmd.c_str(), kUsage);
   return ringlog::ctl::kUsage;
 }

@@ -336,3 +336,26 @@ int cmd_follow() {
 }
 
 }  // namespace ringlog::ctl
+
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace ringlog::ctl {
+
+int cmd_health() {
+  const std::string node = absl::GetFlag(FLAGS_node);
+  auto stub = grpc::health::v1::Health::NewStub(make_channel(node));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  const grpc::Status s = stub->Check(&ctx, req, &resp);
+  if (!s.ok()) {
+    return report(absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
+  }
+  const bool serving = resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  std::printf("%s: %s\n", node.c_str(),
+              grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()).c_str());
+  return serving ? kOk : kFailed;
+}
+
+}  // namespace ringlog::ctl

@@ -15,6 +15,7 @@
 //   (*p)->close();                               // drains, syncs, stops
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -23,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <iterator>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -69,12 +71,22 @@ struct PipelineOptions {
   std::function<void(LogPosition durable)> on_durable;
 };
 
+// Upper bounds (seconds) of the fsync latency histogram's buckets; the last
+// bucket counts everything slower.
+inline constexpr double kFsyncBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                           0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+inline constexpr size_t kFsyncBucketCount = std::size(kFsyncBuckets) + 1;
+
 struct PipelineStats {
   uint64_t events = 0;
   uint64_t bytes = 0;
   uint64_t batches = 0;
   uint64_t syncs = 0;
   uint64_t append_errors = 0;
+  // fdatasync latencies: counts per bucket of kFsyncBuckets (not cumulative)
+  // and their sum.
+  std::array<uint64_t, kFsyncBucketCount> fsync_buckets{};
+  double fsync_seconds = 0;
 };
 
 class Pipeline {
@@ -148,6 +160,8 @@ class Pipeline {
   std::atomic<uint64_t> bytes_{0};
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> syncs_{0};
+  std::array<std::atomic<uint64_t>, kFsyncBucketCount> fsync_buckets_{};
+  std::atomic<uint64_t> fsync_nanos_{0};
   std::atomic<uint64_t> append_errors_{0};
   mutable std::mutex error_mu_;
   absl::Status error_;  // guarded by error_mu_

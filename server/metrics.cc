@@ -1,0 +1,142 @@
+#include "metrics.h"
+
+#include <civetweb.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ringlog/pipeline.h"
+
+namespace ringlog {
+namespace {
+
+std::once_flag g_init;
+
+void gauge(std::string* out, const char* name, const char* help, double v,
+           const std::string& labels = "") {
+  absl::StrAppendFormat(out, "# HELP %s %s\n# TYPE %s gauge\n%s%s %.17g\n", name, help, name, name,
+                        labels, v);
+}
+
+void counter(std::string* out, const char* name, const char* help, double v) {
+  absl::StrAppendFormat(out, "# HELP %s %s\n# TYPE %s counter\n%s %.17g\n", name, help, name, name, v);
+}
+
+std::string escape_label(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
+    o += c;
+  }
+  return o;
+}
+
+int handle_metrics(mg_connection* conn, void* data) {
+  auto* node = static_cast<Node*>(data);
+  const std::string body = MetricsServer::render(*node);
+  mg_printf(conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+            body.size());
+  mg_write(conn, body.data(), body.size());
+  return 200;
+}
+
+}  // namespace
+
+std::string MetricsServer::render(Node& node) {
+  v1::NodeStatus st;
+  node.fill_status(&st);
+  const NodeCounters c = node.counters();
+  std::string out;
+  absl::StrAppendFormat(&out, "# HELP ringlog_info Node identity.\n# TYPE ringlog_info gauge\n"
+                              "ringlog_info{node_id=\"%s\",role=\"%s\"} 1\n",
+                        escape_label(st.node_id()), st.role() == v1::ROLE_PRIMARY ? "primary" : "replica");
+  gauge(&out, "ringlog_epoch", "Current epoch.", static_cast<double>(st.epoch()));
+  gauge(&out, "ringlog_uptime_seconds", "Seconds since start.", st.uptime_seconds());
+  counter(&out, "ringlog_events_appended_total", "Events appended by this node as primary.",
+          static_cast<double>(c.events_appended));
+  counter(&out, "ringlog_bytes_appended_total", "Record bytes appended by this node as primary.",
+          static_cast<double>(c.bytes_appended));
+  gauge(&out, "ringlog_ring_used_bytes", "Bytes waiting in the ring.", static_cast<double>(st.ring_used_bytes()));
+  gauge(&out, "ringlog_ring_capacity_bytes", "Ring capacity.", static_cast<double>(st.ring_capacity_bytes()));
+  counter(&out, "ringlog_ring_full_total",
+          "Times a remote batch found the ring full and waited (backpressure).",
+          static_cast<double>(c.ring_full));
+  gauge(&out, "ringlog_log_start_offset", "Offset of the oldest record kept.", static_cast<double>(st.log_start_offset()));
+  gauge(&out, "ringlog_log_end_offset", "Offset after the last record.", static_cast<double>(st.log_end_offset()));
+  gauge(&out, "ringlog_durable_offset", "Everything before it is durable here.", static_cast<double>(st.durable_offset()));
+  gauge(&out, "ringlog_commit_offset", "Everything before it is committed.", static_cast<double>(st.commit_offset()));
+  gauge(&out, "ringlog_next_seq", "Seq of the next event.", static_cast<double>(st.next_seq()));
+  gauge(&out, "ringlog_segments", "Segment files.", static_cast<double>(st.segment_count()));
+  gauge(&out, "ringlog_segment_bytes", "Bytes of all segment files.", static_cast<double>(st.segment_bytes()));
+  gauge(&out, "ringlog_append_streams", "Open Append streams.", st.active_append_streams());
+  gauge(&out, "ringlog_replay_streams", "Open Replay streams.", st.active_replay_streams());
+  gauge(&out, "ringlog_storage_error", "1 while a storage error (e.g. a full disk) stops appends.",
+        st.storage_error().empty() ? 0 : 1);
+  out += "# HELP ringlog_replica_lag_bytes Log bytes a replica has not acknowledged.\n"
+         "# TYPE ringlog_replica_lag_bytes gauge\n";
+  for (const v1::ReplicaInfo& r : st.replicas()) {
+    absl::StrAppendFormat(&out, "ringlog_replica_lag_bytes{replica=\"%s\"} %d\n",
+                          escape_label(r.node_id()), r.lag_bytes());
+  }
+  out += "# HELP ringlog_replica_lag_seconds How long a replica has been behind (0 when caught up).\n"
+         "# TYPE ringlog_replica_lag_seconds gauge\n";
+  for (const ReplicaLag& l : node.replica_lag_seconds()) {
+    absl::StrAppendFormat(&out, "ringlog_replica_lag_seconds{replica=\"%s\"} %.6f\n",
+                          escape_label(l.node_id), l.seconds);
+  }
+  out += "# HELP ringlog_replica_connected 1 while the replica's stream is open.\n"
+         "# TYPE ringlog_replica_connected gauge\n";
+  for (const v1::ReplicaInfo& r : st.replicas()) {
+    absl::StrAppendFormat(&out, "ringlog_replica_connected{replica=\"%s\"} %d\n",
+                          escape_label(r.node_id()), r.connected() ? 1 : 0);
+  }
+  out += "# HELP ringlog_fsync_seconds Latency of fdatasync of the log.\n"
+         "# TYPE ringlog_fsync_seconds histogram\n";
+  uint64_t cum = 0;
+  for (size_t i = 0; i < kFsyncBucketCount; ++i) {
+    cum += c.fsync_buckets[i];
+    if (i < std::size(kFsyncBuckets)) {
+      absl::StrAppendFormat(&out, "ringlog_fsync_seconds_bucket{le=\"%g\"} %d\n", kFsyncBuckets[i], cum);
+    } else {
+      absl::StrAppendFormat(&out, "ringlog_fsync_seconds_bucket{le=\"+Inf\"} %d\n", cum);
+    }
+  }
+  absl::StrAppendFormat(&out, "ringlog_fsync_seconds_sum %.9f\nringlog_fsync_seconds_count %d\n",
+                        c.fsync_seconds, cum);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(Node* node,
+                                                                    const std::string& listen) {
+  std::call_once(g_init, [] { mg_init_library(0); });
+  std::string port = listen;
+  // civetweb takes "HOST:PORT" for IPv4 hosts.
+  const char* options[] = {"listening_ports", port.c_str(), "num_threads", "2", nullptr};
+  mg_callbacks cb;
+  std::memset(&cb, 0, sizeof cb);
+  std::unique_ptr<MetricsServer> m(new MetricsServer());
+  m->node_ = node;
+  m->ctx_ = mg_start(&cb, nullptr, options);
+  if (m->ctx_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", listen));
+  }
+  mg_set_request_handler(m->ctx_, "/metrics", handle_metrics, node);
+  mg_server_port ports[4];
+  const int n = mg_get_server_ports(m->ctx_, 4, ports);
+  m->port_ = n > 0 ? ports[0].port : 0;
+  return m;
+}
+
+MetricsServer::~MetricsServer() {
+  if (ctx_ != nullptr) mg_stop(ctx_);
+}
+
+}  // namespace ringlog
