@@ -15,7 +15,7 @@ FROM debian:bookworm-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libabsl20220623 libspdlog1.10 libfmt9 \
-      libcivetweb1 libc-ares2 libre2-9 libssl3 libstdc++6 \
+      libcivetweb1 libc-ares2 libre2-9 libssl3 libstdc++6 zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/ringlog --shell /usr/sbin/nologin ringlog \
  && mkdir -p /var/lib/ringlog && chown ringlog:ringlog /var/lib/ringlog

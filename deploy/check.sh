@@ -37,7 +37,9 @@ listed=$(awk '/^FROM debian:bookworm-slim$/ {rt=1} rt && /install -y/ {f=1} f {p
 base="libc6 libgcc-s1 libstdc++6"
 missing=""
 for lib in $(ldd "$work/prefix/bin/ringlogd" "$work/prefix/bin/ringlogctl" | awk '/=>/ {print $3}' | sort -u); do
-  pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1)
+  # dpkg knows a library by one of its paths (/lib or /usr/lib, link or file).
+  pkg=$( (dpkg -S "$lib" || dpkg -S "$(readlink -f "$lib")" || dpkg -S "*/$(basename "$(readlink -f "$lib")")") \
+    2>/dev/null | head -1 | cut -d: -f1)
   [ -z "$pkg" ] && { echo "no package owns $lib"; exit 1; }
   if ! grep -qx "$pkg" <<<"$listed" && [[ " $base " != *" $pkg "* ]]; then missing+=" $pkg"; fi
 done
