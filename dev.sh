@@ -12,7 +12,8 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libspdlog-dev libcivetweb-dev libgtest-dev libgmock-dev libbenchmark-dev)
+  libabsl-dev libspdlog-dev libcivetweb-dev libgtest-dev libgmock-dev libbenchmark-dev
+  docker-compose python3-yaml curl)
 BUILD=${RINGLOG_BUILD_DIR:-build}
 JOBS=${RINGLOG_JOBS:-$(nproc)}
 
@@ -49,6 +50,8 @@ test_all() {
     RINGLOG_SPSC_EVENTS=300000 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
       "$tsan/tests/core/$t" --gtest_brief=1
   done
+  # The container recipe, as far as a machine without a container engine allows.
+  deploy/check.sh
 }
 
 run() {
