@@ -159,6 +159,21 @@ void Node::start_follower(const std::string& primary, bool force) {
   follower_ = std::make_unique<Follower>(log_.get(), epochs_.get(), &epochs_mu_, fo);
   follower_->start();
   fenced_.clear();
+  run_admin([this] { prepare_rings(); });
+}
+
+void Node::prepare_rings() {
+  // Admin thread. Allocating and touching the ring memory takes a while on a
+  // machine whose memory is cold; a replica does it now, not at promotion.
+  const size_t n = 1 + options_.embedded_rings;
+  std::vector<SpscRingBuffer> rings;
+  for (size_t i = 0; i < n; ++i) {
+    absl::StatusOr<SpscRingBuffer> r = SpscRingBuffer::Create(options_.pipeline.ring_bytes);
+    if (!r.ok()) return;  // promotion will try again and report it
+    rings.push_back(std::move(*r));
+  }
+  std::lock_guard rl(role_mu_);
+  if (role() == Role::kReplica) spare_rings_ = std::move(rings);
 }
 
 Node::~Node() { (void)close(); }
@@ -173,7 +188,10 @@ absl::Status Node::start_primary() {
   // replicas' acks (the tail may never have reached them).
   durable_.store(log_->end());
   if (options_.min_replica_acks == 0) notifier_.advance(log_->end());
-  absl::StatusOr<std::unique_ptr<Pipeline>> p = Pipeline::Start(log_.get(), po);
+  std::vector<SpscRingBuffer> rings;
+  if (spare_rings_.size() == po.rings) rings.swap(spare_rings_);
+  spare_rings_.clear();
+  absl::StatusOr<std::unique_ptr<Pipeline>> p = Pipeline::Start(log_.get(), po, std::move(rings));
   if (!p.ok()) return p.status();
   pipeline_ = std::move(*p);
   {

@@ -267,6 +267,9 @@ class Node {
   bool admin_stop_ = false;
   std::thread admin_thread_;
   absl::Time last_peer_check_;
+  // Rings made ahead while a replica, for a fast promotion (role_mu_).
+  std::vector<SpscRingBuffer> spare_rings_;
+  void prepare_rings();
   mutable std::mutex epochs_mu_;  // guards epochs_ against the follower's changes
 
   std::atomic<bool> stopping_{false};

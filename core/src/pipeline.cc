@@ -71,22 +71,31 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Open(const std::string& dir,
   if (!log.ok()) return log.status();
   SegmentedLog* raw = log->get();
   std::unique_ptr<Pipeline> p(new Pipeline(raw, std::move(*log), options));
-  if (absl::Status s = p->start(); !s.ok()) return s;
+  if (absl::Status s = p->start({}); !s.ok()) return s;
   return p;
 }
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Start(SegmentedLog* log,
-                                                          const PipelineOptions& options) {
+                                                          const PipelineOptions& options,
+                                                          std::vector<SpscRingBuffer> rings) {
   if (absl::Status s = validate(options); !s.ok()) return s;
+  if (!rings.empty() && rings.size() != options.rings) {
+    return absl::InvalidArgumentError(absl::StrCat(rings.size(), " rings given for ", options.rings));
+  }
   std::unique_ptr<Pipeline> p(new Pipeline(log, nullptr, options));
-  if (absl::Status s = p->start(); !s.ok()) return s;
+  if (absl::Status s = p->start(std::move(rings)); !s.ok()) return s;
   return p;
 }
 
-absl::Status Pipeline::start() {
+absl::Status Pipeline::start(std::vector<SpscRingBuffer> rings) {
   for (size_t i = 0; i < options_.rings; ++i) {
-    absl::StatusOr<SpscRingBuffer> ring = SpscRingBuffer::Create(options_.ring_bytes);
+    absl::StatusOr<SpscRingBuffer> ring =
+        i < rings.size() ? absl::StatusOr<SpscRingBuffer>(std::move(rings[i]))
+                         : SpscRingBuffer::Create(options_.ring_bytes);
     if (!ring.ok()) return ring.status();
+    if (ring->capacity() != options_.ring_bytes) {
+      return absl::InvalidArgumentError("a ring given has another capacity than ring_bytes");
+    }
     auto [producer, consumer] = std::move(*ring).split();
     producers_.push_back(std::make_unique<SpscRingBuffer::Producer>(std::move(producer)));
     consumers_.push_back(std::move(consumer));

@@ -99,8 +99,12 @@ class Pipeline {
   // the pipeline and take no other writes until close() has returned (a
   // node hands its log from a replica's applier to a pipeline on promotion).
   // options.log is not used.
+  // `rings`, when given, are used instead of new ones (options.rings rings
+  // of options.ring_bytes, never used before): a replica prepares them ahead
+  // so that its promotion does not wait for memory.
   static absl::StatusOr<std::unique_ptr<Pipeline>> Start(SegmentedLog* log,
-                                                         const PipelineOptions& options);
+                                                         const PipelineOptions& options,
+                                                         std::vector<SpscRingBuffer> rings = {});
   ~Pipeline();  // close()
 
   // The producer of ring i; use it from one thread only.
@@ -126,7 +130,7 @@ class Pipeline {
 
  private:
   Pipeline(SegmentedLog* log, std::unique_ptr<SegmentedLog> owned, const PipelineOptions& options);
-  absl::Status start();
+  absl::Status start(std::vector<SpscRingBuffer> rings);
   void run();
   bool step();  // one pass over the rings; true when something moved
   void make_durable(bool force);
