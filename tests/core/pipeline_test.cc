@@ -404,6 +404,48 @@ TEST_F(PipelineTest, StartValidatesOptions) {
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(PipelineTest, StartUsesRingsPreparedAhead) {
+  absl::StatusOr<std::unique_ptr<SegmentedLog>> log = SegmentedLog::Open(dir(), options().log);
+  ASSERT_TRUE(log.ok());
+  std::vector<SpscRingBuffer> rings;
+  rings.push_back(*SpscRingBuffer::Create(options().ring_bytes));
+  absl::StatusOr<std::unique_ptr<Pipeline>> p =
+      Pipeline::Start(log->get(), options(), std::move(rings));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)->producer().capacity(), options().ring_bytes);
+  for (uint64_t s = 0; s < 50; ++s) write_with_retry((*p)->producer(), 0, s);
+  ASSERT_TRUE((*p)->close().ok());
+  EXPECT_EQ((*log)->end().seq, 50u);
+}
+
+TEST_F(PipelineTest, PreparedRingsMustMatchTheOptions) {
+  absl::StatusOr<std::unique_ptr<SegmentedLog>> log = SegmentedLog::Open(dir(), options().log);
+  ASSERT_TRUE(log.ok());
+  std::vector<SpscRingBuffer> wrong_size;
+  wrong_size.push_back(*SpscRingBuffer::Create(options().ring_bytes * 2));
+  EXPECT_EQ(Pipeline::Start(log->get(), options(), std::move(wrong_size)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::vector<SpscRingBuffer> too_many;
+  too_many.push_back(*SpscRingBuffer::Create(options().ring_bytes));
+  too_many.push_back(*SpscRingBuffer::Create(options().ring_bytes));
+  EXPECT_EQ(Pipeline::Start(log->get(), options(), std::move(too_many)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PipelineTest, FsyncLatenciesAreCountedInTheHistogram) {
+  PipelineOptions o = options();
+  o.fsync = FsyncPolicy::kEveryBatch;
+  auto p = open(o);
+  for (uint64_t s = 0; s < 200; ++s) write_with_retry(p->producer(), 0, s);
+  ASSERT_TRUE(p->close().ok());
+  const PipelineStats st = p->stats();
+  uint64_t n = 0;
+  for (uint64_t b : st.fsync_buckets) n += b;
+  EXPECT_EQ(n, st.syncs);
+  EXPECT_GT(st.syncs, 0u);
+  EXPECT_GT(st.fsync_seconds, 0.0);
+}
+
 TEST_F(PipelineTest, RingUsedShowsWhatTheStorageThreadHasNotTaken) {
   Notification entered;
   Notification release;
