@@ -270,6 +270,8 @@ class Node {
   // Rings made ahead while a replica, for a fast promotion (role_mu_).
   std::vector<SpscRingBuffer> spare_rings_;
   void prepare_rings();
+  // Writes <dir>/ROLE: the role this node has across restarts.
+  static void save_role(const std::string& dir, Role role, const std::string& primary);
   mutable std::mutex epochs_mu_;  // guards epochs_ against the follower's changes
 
   std::atomic<bool> stopping_{false};

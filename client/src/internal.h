@@ -1,0 +1,32 @@
+// Helpers shared by the client's parts; not part of its interface.
+#pragma once
+
+#include <chrono>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+
+namespace ringlog::client_internal {
+
+inline constexpr int kMaxMessageBytes = 64 << 20;
+
+inline absl::Status to_absl(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+inline std::chrono::system_clock::time_point deadline_after(absl::Duration d) {
+  return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(d);
+}
+
+// Errors after which a replay reconnects and resumes. CANCELLED here comes
+// from the server going away (our own cancel() is checked first).
+inline bool resumable(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         s.error_code() == grpc::StatusCode::ABORTED ||
+         s.error_code() == grpc::StatusCode::CANCELLED ||
+         s.error_code() == grpc::StatusCode::INTERNAL;
+}
+
+}  // namespace ringlog::client_internal

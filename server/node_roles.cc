@@ -1,0 +1,229 @@
+// Node: replication bookkeeping on the primary, and role changes (promotion,
+// following, stepping down).
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "follow_reactor.h"
+#include "node.h"
+#include "peers.h"
+#include "ringlog/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace ringlog {
+
+absl::StatusOr<uint64_t> Node::divergence_point(const std::vector<EpochEntry>& r,
+                                                uint64_t replica_end) const {
+  std::lock_guard l(epochs_mu_);
+  const std::vector<EpochEntry>& p = epochs_->entries();
+  size_t k = 0;
+  while (k < r.size() && k < p.size() && r[k] == p[k]) ++k;
+  if (k == 0) {
+    if (replica_end == 0) return 0;
+    return absl::FailedPreconditionError(
+        "the replica's epoch history shares no epoch with this primary's: it holds another log");
+  }
+  // Both logs hold the same records up to the end of the last shared epoch,
+  // as each of them knows it.
+  const uint64_t primary_end = k < p.size() ? p[k].start_offset : log_->end().offset;
+  const uint64_t replica_epoch_end = k < r.size() ? r[k].start_offset : replica_end;
+  return std::min({replica_end, primary_end, replica_epoch_end});
+}
+
+std::vector<EpochEntry> Node::epoch_entries() const {
+  std::lock_guard l(epochs_mu_);
+  return epochs_->entries();
+}
+
+uint64_t Node::register_follower(FollowReactor* r, const std::string& replica_id,
+                                 const std::string& peer, const std::string& advertise,
+                                 LogPosition from) {
+  {
+    std::lock_guard l(commit_mu_);
+    ReplicaView& v = replicas_[replica_id];
+    v.node_id = replica_id;
+    v.peer = peer;
+    v.advertise = advertise;
+    v.connected = true;
+    // A replica that truncated has less than it acknowledged before.
+    if (from.offset < v.acked.offset || v.last_ack == absl::Time()) v.acked = from;
+    v.last_ack = absl::Now();
+    if (v.caught_up_at == absl::Time()) v.caught_up_at = v.last_ack;
+  }
+  std::lock_guard l(followers_mu_);
+  const uint64_t id = next_follower_id_++;
+  followers_[id] = {r, replica_id};
+  return id;
+}
+
+void Node::unregister_follower(uint64_t id) {
+  std::string replica_id;
+  {
+    std::lock_guard l(followers_mu_);
+    auto it = followers_.find(id);
+    if (it == followers_.end()) return;
+    replica_id = it->second.second;
+    followers_.erase(it);
+    // Another stream of the same replica may still be live (it reconnected).
+    for (const auto& [other, f] : followers_) {
+      if (f.second == replica_id) return;
+    }
+  }
+  std::lock_guard l(commit_mu_);
+  replicas_[replica_id].connected = false;
+}
+
+void Node::resume_follower(uint64_t id) {
+  std::lock_guard l(followers_mu_);
+  auto it = followers_.find(id);
+  if (it != followers_.end()) it->second.first->resume();
+}
+
+void Node::replica_ack(const std::string& replica_id, LogPosition durable) {
+  {
+    std::lock_guard l(commit_mu_);
+    ReplicaView& v = replicas_[replica_id];
+    if (durable.offset >= v.acked.offset) v.acked = durable;
+    v.last_ack = absl::Now();
+    if (durable.offset >= durable_.load().offset) v.caught_up_at = v.last_ack;
+    v.connected = true;
+  }
+  update_commit();
+}
+
+std::vector<ReplicaView> Node::replicas() const {
+  std::lock_guard l(commit_mu_);
+  std::vector<ReplicaView> out;
+  for (const auto& [id, v] : replicas_) out.push_back(v);
+  return out;
+}
+
+void Node::ticker_loop() {
+  constexpr absl::Duration kHeartbeat = absl::Milliseconds(500);
+  std::unique_lock l(followers_mu_);
+  while (!ticker_stop_) {
+    ticker_cv_.wait_for(l, std::chrono::milliseconds(100));
+    const absl::Time now = absl::Now();
+    for (auto& [id, f] : followers_) f.first->tick(now, kHeartbeat);
+    l.unlock();
+    peer_watch(now);
+    l.lock();
+  }
+}
+
+absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string> peers) {
+  const absl::Time t0 = absl::Now();
+  std::lock_guard rl(role_mu_);
+  if (stopping()) return absl::UnavailableError("the node is shutting down");
+  if (role() == Role::kPrimary && !force) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s is already the primary (epoch %d); use --force to start a new epoch anyway", node_id_,
+        epoch()));
+  }
+  const LogPosition end = log_->end();
+  uint64_t top_epoch = epoch();
+  for (const std::string& p : options_.peers) peers.push_back(p);
+  for (const PeerStatus& ps : query_peers(peers, node_id_, absl::Milliseconds(60))) {
+    top_epoch = std::max(top_epoch, ps.status.epoch());
+    if (force) continue;
+    if (ps.status.role() == v1::ROLE_PRIMARY && ps.status.epoch() > epoch()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s (%s) is the primary in epoch %d, later than this node's %d; follow it instead, "
+          "or use --force",
+          ps.address, ps.status.node_id(), ps.status.epoch(), epoch()));
+    }
+    if (ps.status.role() == v1::ROLE_REPLICA && ps.status.log_end_offset() > end.offset) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "replica %s (%s) has a longer log (ends at offset %d) than this node (%d): promote it "
+          "instead, or use --force",
+          ps.address, ps.status.node_id(), ps.status.log_end_offset(), end.offset));
+    }
+  }
+  if (follower_) {
+    follower_->stop();
+    top_epoch = std::max(top_epoch, follower_->primary_epoch());
+    follower_.reset();
+  }
+  if (role() == Role::kPrimary) {
+    RINGLOG_RETURN_IF_ERROR(
+        stop_primary(absl::AbortedError("the primary started a new epoch; append again")));
+  }
+  const uint64_t new_epoch = top_epoch + 1;
+  const uint64_t start = log_->end().offset;
+  {
+    std::lock_guard el(epochs_mu_);
+    RINGLOG_RETURN_IF_ERROR(epochs_->truncate_after(start));
+    RINGLOG_RETURN_IF_ERROR(epochs_->append(new_epoch, start));
+  }
+  epoch_.store(new_epoch, std::memory_order_release);
+  role_.store(Role::kPrimary, std::memory_order_release);
+  fenced_.clear();
+  RINGLOG_RETURN_IF_ERROR(start_primary());
+  save_role(options_.data_dir, Role::kPrimary, "");
+  spdlog::warn("promoted to primary: epoch {} from offset {} in {}", new_epoch, start,
+               absl::FormatDuration(absl::Now() - t0));
+  return Promoted{new_epoch, start};
+}
+
+absl::StatusOr<uint64_t> Node::follow(const std::string& primary, bool force) {
+  std::lock_guard rl(role_mu_);
+  if (stopping()) return absl::UnavailableError("the node is shutting down");
+  if (primary == options_.listen) {
+    return absl::InvalidArgumentError("a node cannot follow itself");
+  }
+  if (role() == Role::kPrimary) {
+    spdlog::warn("stepping down: following {} from now on", primary);
+    RINGLOG_RETURN_IF_ERROR(stop_primary(absl::FailedPreconditionError(absl::StrFormat(
+        "this node stepped down before the append was committed; append to the primary at %s",
+        primary))));
+    role_.store(Role::kReplica, std::memory_order_release);
+  }
+  if (follower_) {
+    follower_->set_primary(primary);
+    follower_->set_allow_truncate_below_commit(force);
+  } else {
+    start_follower(primary, force);
+  }
+  save_role(options_.data_dir, Role::kReplica, primary);
+  return epoch();
+}
+
+void Node::step_down(uint64_t later_epoch, const std::string& why) {
+  run_admin([this, later_epoch, why] {
+    std::lock_guard rl(role_mu_);
+    if (role() != Role::kPrimary || later_epoch <= epoch()) return;
+    spdlog::error("stepping down: {} (epoch {} is later than ours, {}); appends are refused "
+                  "until this node is told whom to follow",
+                  why, later_epoch, epoch());
+    const absl::Status s = stop_primary(absl::FailedPreconditionError(absl::StrFormat(
+        "this node was fenced by epoch %d; append to the current primary", later_epoch)));
+    if (!s.ok()) spdlog::error("stepping down: {}", s.ToString());
+    role_.store(Role::kReplica, std::memory_order_release);
+    fenced_ = absl::StrFormat("fenced by epoch %d: %s", later_epoch, why);
+    save_role(options_.data_dir, Role::kReplica, "");
+  });
+}
+
+void Node::peer_watch(absl::Time now) {
+  // Ticker thread: a primary looks for a primary of a later epoch among its
+  // peers, and follows it if there is one (the old primary after a failover).
+  if (options_.peers.empty() || role() != Role::kPrimary || now - last_peer_check_ < absl::Seconds(1)) {
+    return;
+  }
+  last_peer_check_ = now;
+  for (const PeerStatus& ps : query_peers(options_.peers, node_id_, absl::Milliseconds(200))) {
+    if (ps.status.role() == v1::ROLE_PRIMARY && ps.status.epoch() > epoch()) {
+      const std::string addr = ps.address;
+      spdlog::warn("{} is primary in epoch {}, later than ours ({}): following it", addr,
+                   ps.status.epoch(), epoch());
+      run_admin([this, addr] {
+        if (absl::StatusOr<uint64_t> r = follow(addr, false); !r.ok()) {
+          spdlog::error("cannot follow {}: {}", addr, r.status().ToString());
+        }
+      });
+      return;
+    }
+  }
+}
+
+}  // namespace ringlog
