@@ -51,6 +51,11 @@ Follower::Follower(SegmentedLog* log, EpochHistory* epochs, std::mutex* epochs_m
   commit_floor_.store(options_.commit_floor);
 }
 
+void Follower::set_advertise(const std::string& address) {
+  std::lock_guard l(mu_);
+  options_.advertise = address;
+}
+
 void Follower::set_allow_truncate_below_commit(bool allow) {
   allow_truncate_below_commit_.store(allow);
 }
@@ -161,7 +166,10 @@ absl::Status Follower::follow_once() {
     h->set_log_end_offset(end.offset);
     h->set_log_end_seq(end.seq);
     h->set_window_bytes(options_.window_bytes);
-    h->set_advertise(options_.advertise);
+    {
+      std::lock_guard l(mu_);
+      h->set_advertise(options_.advertise);
+    }
     std::lock_guard el(*epochs_mu_);
     for (const EpochEntry& e : epochs_->entries()) {
       v1::EpochEntry* pe = h->add_epochs();
@@ -266,6 +274,15 @@ absl::Status Follower::follow_once() {
 
 absl::Status Follower::apply(const v1::Chunk& chunk) {
   const LogPosition end = log_->end();
+  // Check the records first: a bad chunk changes nothing, not even a segment.
+  const std::string& r = chunk.records();
+  const ByteSpan records(reinterpret_cast<const std::byte*>(r.data()), r.size());
+  if (!records.empty()) {
+    if (absl::StatusOr<size_t> n = check_records(records); !n.ok()) {
+      return absl::DataLossError(absl::StrFormat("corrupt chunk at offset %d: %s",
+                                                 chunk.start_offset(), n.status().message()));
+    }
+  }
   if (chunk.has_segment()) {
     const std::string& hb = chunk.segment().header();
     if (hb.size() != sizeof(FileHeader)) {
@@ -282,14 +299,7 @@ absl::Status Follower::apply(const v1::Chunk& chunk) {
         "chunk starts at offset %d seq %d but the log ends at offset %d seq %d",
         chunk.start_offset(), chunk.start_seq(), end.offset, end.seq));
   }
-  const std::string& r = chunk.records();
-  const ByteSpan records(reinterpret_cast<const std::byte*>(r.data()), r.size());
   if (records.empty()) return absl::OkStatus();
-  absl::StatusOr<size_t> n = check_records(records);
-  if (!n.ok()) {
-    return absl::DataLossError(absl::StrFormat("corrupt chunk at offset %d: %s",
-                                               chunk.start_offset(), n.status().message()));
-  }
   const LogPosition first = log_->end();
   AppendResult a = log_->append(records, /*auto_roll=*/false);
   if (!a.status.ok()) return a.status;

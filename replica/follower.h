@@ -68,6 +68,7 @@ class Follower {
   std::string primary() const;
   void set_primary(const std::string& primary);  // takes effect at the next connect
   void set_allow_truncate_below_commit(bool allow);
+  void set_advertise(const std::string& address);  // told to the primary at the next connect
   uint64_t applied_offset() const { return log_->end().offset; }
   LogPosition commit() const { return commit_.load(); }
   uint64_t primary_epoch() const { return primary_epoch_.load(std::memory_order_acquire); }

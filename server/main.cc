@@ -31,6 +31,8 @@
 
 ABSL_FLAG(std::string, data_dir, "./data", "directory of the log (created if missing)");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7400", "gRPC address; port 0 picks a free port");
+ABSL_FLAG(std::string, advertise, "",
+          "the address others reach this node at (default: --listen, with the port chosen)");
 ABSL_FLAG(std::string, port_file, "", "write the port listened on to this file once serving");
 ABSL_FLAG(std::string, node_id, "", "node id (default: kept in <data_dir>/NODE_ID)");
 ABSL_FLAG(std::string, role, "primary", "primary or replica");
@@ -215,7 +217,12 @@ int main(int argc, char** argv) {
   builder.RegisterService(&replication);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return fail("cannot listen on " + o.listen);
-  spdlog::info("serving on port {} ({})", port, o.listen);
+  std::string advertise = absl::GetFlag(FLAGS_advertise);
+  if (advertise.empty()) {
+    advertise = absl::StrCat(o.listen.substr(0, o.listen.rfind(':')), ":", port);
+  }
+  (*node)->set_advertise(advertise);
+  spdlog::info("serving on port {} ({}), advertised as {}", port, o.listen, advertise);
   std::unique_ptr<ringlog::MetricsServer> metrics;
   if (const std::string ml = absl::GetFlag(FLAGS_metrics_listen); !ml.empty()) {
     absl::StatusOr<std::unique_ptr<ringlog::MetricsServer>> m =

@@ -149,7 +149,7 @@ void Node::start_follower(const std::string& primary, bool force) {
   fo.allow_truncate_below_commit = force;
   fo.commit_floor = notifier_.commit().offset;
   fo.node_id = node_id_;
-  fo.advertise = options_.listen;
+  fo.advertise = advertise();
   fo.fsync = options_.pipeline.fsync;
   fo.fsync_interval = options_.pipeline.fsync_interval;
   fo.on_commit = [this](LogPosition c, uint64_t) { notifier_.advance(c); };
@@ -238,6 +238,20 @@ absl::Status Node::stop_primary(const absl::Status& why) {
   }
   for (uint64_t id : ids) resume_follower(id);
   return s;
+}
+
+void Node::set_advertise(const std::string& address) {
+  {
+    std::lock_guard l(advertise_mu_);
+    advertise_ = address;
+  }
+  std::lock_guard rl(role_mu_);
+  if (follower_) follower_->set_advertise(address);
+}
+
+std::string Node::advertise() const {
+  std::lock_guard l(advertise_mu_);
+  return advertise_.empty() ? options_.listen : advertise_;
 }
 
 std::string Node::primary_hint() const {
@@ -335,7 +349,7 @@ void Node::fill_status(v1::NodeStatus* out) const {
   out->set_role(role() == Role::kPrimary ? v1::ROLE_PRIMARY : v1::ROLE_REPLICA);
   out->set_node_id(node_id_);
   out->set_epoch(epoch());
-  out->set_listen(options_.listen);
+  out->set_listen(advertise());
   const LogPosition start = log_->start();
   const LogPosition end = log_->end();
   out->set_log_start_offset(start.offset);

@@ -145,6 +145,10 @@ class Node {
   const std::string& node_id() const { return node_id_; }
   // For FAILED_PRECONDITION answers on a replica: the primary it follows.
   std::string primary_hint() const;
+  // The address other nodes and clients reach this node at (once the
+  // server knows its port); shown in status and told to the primary.
+  void set_advertise(const std::string& address);
+  std::string advertise() const;
 
   // The producer of embedded ring i (1 <= i <= embedded_rings); one thread.
   SpscRingBuffer::Producer* embedded_producer(size_t i);
@@ -273,6 +277,9 @@ class Node {
   // Writes <dir>/ROLE: the role this node has across restarts.
   static void save_role(const std::string& dir, Role role, const std::string& primary);
   mutable std::mutex epochs_mu_;  // guards epochs_ against the follower's changes
+
+  mutable std::mutex advertise_mu_;
+  std::string advertise_;  // guarded by advertise_mu_
 
   std::atomic<bool> stopping_{false};
   // Counters of finished primary terms, and of the current intake.

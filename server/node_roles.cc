@@ -168,7 +168,7 @@ absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string
 absl::StatusOr<uint64_t> Node::follow(const std::string& primary, bool force) {
   std::lock_guard rl(role_mu_);
   if (stopping()) return absl::UnavailableError("the node is shutting down");
-  if (primary == options_.listen) {
+  if (primary == advertise()) {
     return absl::InvalidArgumentError("a node cannot follow itself");
   }
   if (role() == Role::kPrimary) {

@@ -127,6 +127,7 @@ void Appender::read_loop(Stream* s) {
     in_flight_.pop_front();
     last_ack_ = Ack{r.batch_id(), r.first_seq(), r.last_seq(), r.end_offset(), r.commit_offset(),
                     r.epoch()};
+    broken_since_ = absl::InfiniteFuture();  // acknowledged: the outage, if any, is over
     cv_.notify_all();
   }
   std::lock_guard l(mu_);
@@ -242,8 +243,11 @@ grpc::Status Appender::finish_stream_locked(std::unique_lock<std::mutex>& l) {
   Stream* s = stream_.get();
   if (s == nullptr || s->finished) return grpc::Status::OK;
   s->finished = true;
+  const bool ended = s->read_done;
   l.unlock();
-  s->ctx->TryCancel();
+  // Cancel only a stream still running: on one that ended, Finish() must
+  // return the server's own status (which may name the primary).
+  if (!ended) s->ctx->TryCancel();
   if (s->reader.joinable()) s->reader.join();
   const grpc::Status st = s->rw->Finish();
   l.lock();
@@ -261,7 +265,9 @@ absl::Status Appender::recover_locked(std::unique_lock<std::mutex>& l) {
   }
   const std::string old = stream_->endpoint;
   std::string hint = primary_hint(st.error_message());
-  const absl::Time give_up = absl::Now() + options_.failover_timeout;
+  // One deadline for the whole outage, however many times the stream breaks.
+  if (broken_since_ == absl::InfiniteFuture()) broken_since_ = absl::Now();
+  const absl::Time give_up = broken_since_ + options_.failover_timeout;
   absl::Status last = to_absl(st);
   while (absl::Now() < give_up) {
     if (absl::Status s = open_locked(l, hint); s.ok()) {

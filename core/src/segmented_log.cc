@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 
 #include "absl/strings/match.h"
@@ -123,29 +124,36 @@ absl::Status SegmentedLog::start_segment(const FileHeader& header) {
   const LogPosition start = start_.load();
   const LogPosition end = end_.load();
   const bool log_empty = start == end;
-  if (header.base_offset != end.offset || header.base_seq != end.seq) {
-    if (!log_empty) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "a segment starting at offset %d seq %d cannot follow a log that ends at offset %d "
-          "seq %d",
-          header.base_offset, header.base_seq, end.offset, end.seq));
-    }
-  } else if (active_->size() != 0) {
-    return roll(&header);
+  const bool at_end = header.base_offset == end.offset && header.base_seq == end.seq;
+  if (!at_end && !log_empty) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "a segment starting at offset %d seq %d cannot follow a log that ends at offset %d seq %d",
+        header.base_offset, header.base_seq, end.offset, end.seq));
   }
-  // The active segment is empty: replace it (and any other empty one) by a
-  // segment with exactly this header.
+  if (at_end && active_->size() != 0) return roll(&header);
+  if (at_end && std::memcmp(&active_->initial_header(), &header, sizeof header) == 0) {
+    return absl::OkStatus();  // already this segment (a chunk sent again)
+  }
+  // The active segment is empty (or the log is, and starts over at the
+  // header's base): replace it by a segment with exactly this header. Only an
+  // empty log drops its other (empty) segments; records are never dropped.
   absl::StatusOr<std::shared_ptr<Segment>> next = new_segment(header, /*exact=*/true);
   if (!next.ok()) return next.status();
-  (*next)->init_empty(0);
+  (*next)->init_empty(log_empty ? 0 : active_->max_ts_before());
   std::vector<std::shared_ptr<Segment>> old;
   {
     std::unique_lock l(mu_);
-    old.swap(segments_);
+    if (log_empty) {
+      old.swap(segments_);
+    } else {
+      old.push_back(segments_.back());
+      segments_.pop_back();
+    }
     segments_.push_back(*next);
   }
-  unsynced_.clear();
   for (const std::shared_ptr<Segment>& s : old) {
+    std::erase(unsynced_, s);
+    // The same base means the same name: the new file has replaced it.
     if (s->path() != (*next)->path()) RINGLOG_RETURN_IF_ERROR(s->remove_file());
   }
   active_ = next->get();
@@ -157,10 +165,12 @@ absl::Status SegmentedLog::start_segment(const FileHeader& header) {
   }
   warm_asked_ = 0;
   dir_dirty_ = true;
-  const LogPosition base{header.base_offset, header.base_seq};
-  start_.store(base);
+  if (log_empty) {
+    const LogPosition base{header.base_offset, header.base_seq};
+    start_.store(base);
+    durable_offset_.store(base.offset, std::memory_order_release);
+  }
   publish_end();
-  durable_offset_.store(base.offset, std::memory_order_release);
   return absl::OkStatus();
 }
 

@@ -85,6 +85,34 @@ TEST_F(ReplicaLogTest, CopyingInTwoGoesAfterAReopenStaysIdentical) {
   }
 }
 
+TEST_F(ReplicaLogTest, ASegmentStartedAgainKeepsEveryEarlierSegment) {
+  // A replica rolled to a new, empty segment, then the chunk that was to fill
+  // it was refused; the primary sends the segment's header again.
+  auto primary = open("p");
+  fill(*primary, 8000);
+  const std::vector<SegmentInfo> segs = primary->segments();
+  ASSERT_GT(segs.size(), 2u);
+  auto replica = open("r");
+  LogReader reader(*primary, replica->end());
+  const FileHeader* second = nullptr;
+  while (std::optional<LogSlice> s = reader.next_slice(segs[1].base_offset, 1 << 20)) {
+    if (s->starts_segment) ASSERT_TRUE(replica->start_segment(*s->segment_header).ok());
+    ASSERT_TRUE(replica->append(s->records.bytes, false).status.ok());
+  }
+  absl::StatusOr<LogSlice> at_second =
+      primary->read(replica->end(), primary->end().offset, 1 << 20);
+  ASSERT_TRUE(at_second.ok());
+  ASSERT_TRUE(at_second->starts_segment);
+  second = at_second->segment_header;
+  ASSERT_TRUE(replica->start_segment(*second).ok());  // rolls to an empty segment
+  ASSERT_TRUE(replica->start_segment(*second).ok());  // the same again
+  EXPECT_EQ(replica->start().offset, 0u);
+  EXPECT_EQ(replica->segment_count(), 2u);
+  copy(*primary, *replica, 1 << 20);
+  EXPECT_EQ(replica->end(), primary->end());
+  EXPECT_EQ(replica->segment_count(), primary->segment_count());
+}
+
 TEST_F(ReplicaLogTest, AHeaderThatDoesNotStartAtTheEndIsRefused) {
   auto primary = open("p");
   auto replica = open("r");

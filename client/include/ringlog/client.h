@@ -181,6 +181,7 @@ class Appender {
   uint64_t duplicates_ = 0;
   uint64_t failovers_ = 0;
   std::optional<Ack> last_ack_;
+  absl::Time broken_since_ = absl::InfiniteFuture();  // first break not yet recovered from
   bool closed_ = false;
   absl::Status error_;  // sticky: the appender cannot go on
 };
