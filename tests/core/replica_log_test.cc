@@ -36,7 +36,9 @@ class ReplicaLogTest : public TempDirTest {
   static void copy(const SegmentedLog& from, SegmentedLog& to, size_t chunk) {
     LogReader reader(from, to.end());
     while (std::optional<LogSlice> s = reader.next_slice(from.end().offset, chunk)) {
-      if (s->starts_segment) ASSERT_TRUE(to.start_segment(*s->segment_header).ok());
+      if (s->starts_segment) {
+        ASSERT_TRUE(to.start_segment(*s->segment_header).ok());
+      }
       const AppendResult r = to.append(s->records.bytes, /*auto_roll=*/false);
       ASSERT_TRUE(r.status.ok()) << r.status;
     }
@@ -96,7 +98,9 @@ TEST_F(ReplicaLogTest, ASegmentStartedAgainKeepsEveryEarlierSegment) {
   LogReader reader(*primary, replica->end());
   const FileHeader* second = nullptr;
   while (std::optional<LogSlice> s = reader.next_slice(segs[1].base_offset, 1 << 20)) {
-    if (s->starts_segment) ASSERT_TRUE(replica->start_segment(*s->segment_header).ok());
+    if (s->starts_segment) {
+      ASSERT_TRUE(replica->start_segment(*s->segment_header).ok());
+    }
     ASSERT_TRUE(replica->append(s->records.bytes, false).status.ok());
   }
   absl::StatusOr<LogSlice> at_second =
