@@ -34,18 +34,18 @@ void AppendReactor::OnReadDone(bool ok) {
   const ByteSpan span(reinterpret_cast<const std::byte*>(records->data()), records->size());
   absl::StatusOr<size_t> count = validate_records(span, node_->options().max_request_bytes);
   if (!count.ok()) {
-    fail_locked(absl::InvalidArgumentError(absl::StrFormat(
+    refuse_locked(absl::InvalidArgumentError(absl::StrFormat(
         "batch %d (batch_id %d) refused: %s", index, req_.batch_id(), count.status().message())));
     return;
   }
   if (req_.producer_id().size() > kMaxProducerIdBytes) {
-    fail_locked(absl::InvalidArgumentError(absl::StrFormat(
+    refuse_locked(absl::InvalidArgumentError(absl::StrFormat(
         "producer_id of %d bytes is over the limit of %d", req_.producer_id().size(),
         kMaxProducerIdBytes)));
     return;
   }
   if (req_.expected_epoch() != 0 && req_.expected_epoch() != node_->epoch()) {
-    fail_locked(absl::FailedPreconditionError(absl::StrFormat(
+    refuse_locked(absl::FailedPreconditionError(absl::StrFormat(
         "batch %d expects epoch %d but this node is in epoch %d", index, req_.expected_epoch(),
         node_->epoch())));
     return;
@@ -119,6 +119,11 @@ void AppendReactor::fail_locked(absl::Status s) {
   // The first error wins; acks for batches before it still go out.
   if (error_.ok()) error_ = std::move(s);
   read_closed_ = true;
+}
+
+void AppendReactor::refuse_locked(absl::Status s) {
+  fail_locked(std::move(s));
+  advance_locked();  // finishes now if nothing else is in flight
 }
 
 void AppendReactor::advance_locked() {

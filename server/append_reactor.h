@@ -34,6 +34,8 @@ class AppendReactor final
   // With mu_ held: start the next read or write, or finish, as the state allows.
   void advance_locked();
   void fail_locked(absl::Status s);
+  // A batch refused while reading: fail, and finish if nothing is in flight.
+  void refuse_locked(absl::Status s);
 
   Node* node_;
   std::mutex mu_;

@@ -1,0 +1,475 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace ringlog::testing {
+
+bool wait_until(const std::function<bool()>& pred, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Duration pause = absl::Milliseconds(1);
+  for (;;) {
+    if (pred()) return true;
+    if (absl::Now() >= deadline) return pred();
+    // A pause between polls, not a wait for something to happen.
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Milliseconds(20));
+  }
+}
+
+TempDir::TempDir() {
+  std::string tmpl = ::testing::TempDir() + "ringlog-it-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    throw std::runtime_error(absl::StrCat("mkdtemp ", tmpl, ": ", std::strerror(errno)));
+  }
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+// ---- Test events ----
+
+std::string test_payload(uint64_t stream, uint64_t index) {
+  std::string p(kTestPayloadBytes, '\0');
+  std::memcpy(p.data(), &stream, 8);
+  std::memcpy(p.data() + 8, &index, 8);
+  return p;
+}
+
+bool parse_test_payload(ByteSpan payload, uint64_t* stream, uint64_t* index) {
+  if (payload.size() != kTestPayloadBytes) return false;
+  std::memcpy(stream, payload.data(), 8);
+  std::memcpy(index, payload.data() + 8, 8);
+  return true;
+}
+
+uint64_t test_timestamp(uint64_t stream, uint64_t index) {
+  return uint64_t{1'700'000'000'000'000'000} + index * 1000 + stream;
+}
+
+uint8_t test_type(uint64_t stream, uint64_t index) {
+  return static_cast<uint8_t>(1 + stream * 8 + index % 3);
+}
+
+void add_test_records(std::string* out, uint64_t stream, uint64_t first, uint64_t count) {
+  size_t at = out->size();
+  out->resize(at + count * kTestRecordBytes);
+  for (uint64_t i = first; i < first + count; ++i) {
+    const std::string p = test_payload(stream, i);
+    EventHeader h(test_timestamp(stream, i), test_type(stream, i), kTestPayloadBytes);
+    at += encode_record(reinterpret_cast<std::byte*>(out->data()) + at, h, as_bytes(p));
+  }
+}
+
+std::string make_record(uint64_t timestamp, uint8_t type, std::string_view payload) {
+  std::string out(padded_size(payload.size()), '\0');
+  EventHeader h(timestamp, type, static_cast<uint16_t>(payload.size()));
+  encode_record(reinterpret_cast<std::byte*>(out.data()), h, as_bytes(payload));
+  return out;
+}
+
+// ---- Replay ----
+
+ReplayResult replay_each(Client& client, const ReplayOptions& options,
+                         const std::function<bool(const ReplayEvent&)>& fn,
+                         absl::Duration timeout) {
+  ReplayResult result;
+  std::unique_ptr<Replayer> rp = client.replay(options);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  // Cancels a replay that runs past the deadline, so a test fails rather than hangs.
+  std::thread watchdog([&] {
+    std::unique_lock l(mu);
+    if (!cv.wait_for(l, absl::ToChronoNanoseconds(timeout), [&] { return done; })) {
+      result.timed_out = true;
+      rp->cancel();
+    }
+  });
+  while (std::optional<ReplayEvent> ev = rp->next()) {
+    if (!fn(*ev)) break;
+  }
+  {
+    std::lock_guard l(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  result.status = rp->status();
+  return result;
+}
+
+ReplayResult replay_all(Client& client, const ReplayOptions& options, absl::Duration timeout) {
+  std::vector<ReplayedEvent> events;
+  ReplayResult r = replay_each(
+      client, options,
+      [&](const ReplayEvent& ev) {
+        events.push_back(
+            ReplayedEvent{ev.seq, ev.view.timestamp(), ev.view.event_type(),
+                          std::string(reinterpret_cast<const char*>(ev.view.payload.data()),
+                                      ev.view.payload.size())});
+        return true;
+      },
+      timeout);
+  r.events = std::move(events);
+  return r;
+}
+
+RawReplay raw_replay(const std::shared_ptr<grpc::Channel>& channel, const v1::ReplayRequest& req,
+                     absl::Duration timeout) {
+  std::unique_ptr<v1::EventLog::Stub> stub = v1::EventLog::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout));
+  std::unique_ptr<grpc::ClientReader<v1::ReplayResponse>> reader = stub->Replay(&ctx, req);
+  RawReplay out;
+  v1::ReplayResponse r;
+  while (reader->Read(&r)) out.responses.push_back(r);
+  out.status = reader->Finish();
+  return out;
+}
+
+// ---- RawAppendStream ----
+
+RawAppendStream::RawAppendStream(const std::shared_ptr<grpc::Channel>& channel,
+                                 absl::Duration deadline)
+    : stub_(v1::EventLog::NewStub(channel)) {
+  ctx_.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(deadline));
+  stream_ = stub_->Append(&ctx_);
+  reader_ = std::thread([this] { read_loop(); });
+}
+
+RawAppendStream::~RawAppendStream() {
+  if (!status_) {
+    ctx_.TryCancel();
+    reader_.join();
+    (void)stream_->Finish();
+  }
+}
+
+void RawAppendStream::read_loop() {
+  v1::AppendResponse r;
+  while (stream_->Read(&r)) {
+    std::lock_guard l(mu_);
+    acks_.push_back(r);
+    cv_.notify_all();
+  }
+  std::lock_guard l(mu_);
+  read_done_ = true;
+  cv_.notify_all();
+}
+
+bool RawAppendStream::send(uint64_t batch_id, const std::string& records) {
+  v1::AppendRequest req;
+  req.set_batch_id(batch_id);
+  req.set_records(records);
+  return send(req);
+}
+
+bool RawAppendStream::send(const v1::AppendRequest& req) {
+  {
+    std::lock_guard l(mu_);
+    ++sent_;
+  }
+  return stream_->Write(req);
+}
+
+bool RawAppendStream::wait_in_flight_below(size_t max) {
+  std::unique_lock l(mu_);
+  cv_.wait(l, [&] { return sent_ - acks_.size() < max || read_done_; });
+  return !read_done_;
+}
+
+bool RawAppendStream::wait_acks(size_t n, absl::Duration timeout) {
+  std::unique_lock l(mu_);
+  return cv_.wait_for(l, absl::ToChronoNanoseconds(timeout), [&] {
+    return acks_.size() >= n || read_done_;
+  }) && acks_.size() >= n;
+}
+
+grpc::Status RawAppendStream::finish() {
+  if (status_) return *status_;
+  if (!writes_done_) {
+    writes_done_ = true;
+    stream_->WritesDone();
+  }
+  reader_.join();
+  status_ = stream_->Finish();
+  return *status_;
+}
+
+std::vector<v1::AppendResponse> RawAppendStream::acks() const {
+  std::lock_guard l(mu_);
+  return acks_;
+}
+
+size_t RawAppendStream::sent() const {
+  std::lock_guard l(mu_);
+  return sent_;
+}
+
+// ---- Processes ----
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+CommandResult run_command(const std::vector<std::string>& argv, const std::string& input,
+                          const std::string& work_dir, absl::Duration timeout) {
+  static std::atomic<int> counter{0};
+  const std::string base = absl::StrCat(work_dir, "/cmd", counter.fetch_add(1));
+  const std::string in_path = base + ".in";
+  const std::string out_path = base + ".out";
+  const std::string err_path = base + ".err";
+  std::ofstream(in_path, std::ios::binary) << input;
+  CommandResult r;
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid == 0) {
+    const int in = open(in_path.c_str(), O_RDONLY);
+    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0 || err < 0) _exit(126);
+    dup2(in, STDIN_FILENO);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    std::vector<std::string> args = argv;
+    std::vector<char*> cargs;
+    for (std::string& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    execv(cargs[0], cargs.data());
+    _exit(127);
+  }
+  int status = 0;
+  const bool exited = wait_until([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    r.timed_out = true;
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  return r;
+}
+
+std::vector<std::string> small_node_flags() {
+  return {"--ring_bytes=8388608", "--segment_bytes=8388608"};
+}
+
+// ---- NodeTest ----
+
+void NodeTest::TearDown() {
+  if (!HasFailure()) return;
+  for (const auto& [i, n] : nodes_) {
+    std::string log = read_file(data_dir(i) + ".log");
+    if (log.size() > 6000) log = "...\n" + log.substr(log.size() - 6000);
+    std::fprintf(stderr, "---- ringlogd log of %s ----\n%s\n", data_dir(i).c_str(), log.c_str());
+  }
+}
+
+tools::NodeProcess& NodeTest::start_node(std::vector<std::string> extra, int i) {
+  std::vector<std::string> args = small_node_flags();
+  args.insert(args.end(), extra.begin(), extra.end());
+  nodes_[i].reset();  // a previous process on this directory must be gone (SIGKILL if not)
+  absl::StatusOr<tools::NodeProcess> p = tools::NodeProcess::Start(kRinglogd, data_dir(i), args);
+  if (!p.ok()) {
+    throw std::runtime_error(absl::StrCat("cannot start ringlogd: ", p.status().ToString(), "\n",
+                                          read_file(data_dir(i) + ".log")));
+  }
+  nodes_[i] = std::make_unique<tools::NodeProcess>(std::move(*p));
+  return *nodes_[i];
+}
+
+tools::NodeProcess& NodeTest::node(int i) { return *nodes_.at(i); }
+
+std::unique_ptr<Client> NodeTest::connect(const tools::NodeProcess& node, ClientOptions options) {
+  options.endpoints = {node.address()};
+  absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(options);
+  if (!c.ok()) throw std::runtime_error("cannot connect: " + c.status().ToString());
+  return std::move(*c);
+}
+
+v1::NodeStatus NodeTest::status(Client& client) {
+  absl::StatusOr<v1::NodeStatus> s = client.status();
+  if (!s.ok()) throw std::runtime_error("GetStatus: " + s.status().ToString());
+  return *s;
+}
+
+Ack NodeTest::append_numbered(Client& client, uint64_t stream, uint64_t first, uint64_t count) {
+  absl::StatusOr<std::unique_ptr<Appender>> a = client.appender();
+  if (!a.ok()) throw std::runtime_error("appender: " + a.status().ToString());
+  for (uint64_t i = first; i < first + count; ++i) {
+    const std::string p = test_payload(stream, i);
+    if (absl::Status s = (*a)->append(test_type(stream, i), test_timestamp(stream, i), as_bytes(p));
+        !s.ok()) {
+      throw std::runtime_error("append: " + s.ToString());
+    }
+  }
+  absl::StatusOr<Ack> last = (*a)->drain();
+  if (!last.ok()) throw std::runtime_error("drain: " + last.status().ToString());
+  if (absl::Status s = (*a)->close(); !s.ok()) throw std::runtime_error("close: " + s.ToString());
+  return *last;
+}
+
+CommandResult NodeTest::ctl(const std::vector<std::string>& args, const std::string& input) {
+  std::vector<std::string> argv = {kRinglogctl};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, input, dir());
+}
+
+// ---- Checking acknowledgements against the log ----
+
+::testing::AssertionResult acks_tile_seqs(std::vector<AckedBatch> batches, uint64_t total_events,
+                                          uint64_t control_per_batch) {
+  std::sort(batches.begin(), batches.end(),
+            [](const AckedBatch& a, const AckedBatch& b) { return a.first_seq < b.first_seq; });
+  uint64_t next = 0;
+  uint64_t events = 0;
+  for (const AckedBatch& b : batches) {
+    if (b.first_seq != next) {
+      return ::testing::AssertionFailure()
+             << "a batch of stream " << b.stream << " was acked with seqs " << b.first_seq << ".."
+             << b.last_seq << " but the seqs before end before " << next;
+    }
+    if (b.last_seq + 1 - b.first_seq != b.count) {
+      return ::testing::AssertionFailure()
+             << "a batch of " << b.count << " events was acked with seqs " << b.first_seq << ".."
+             << b.last_seq;
+    }
+    next = b.last_seq + 1 + control_per_batch;
+    events += b.count;
+  }
+  if (events != total_events) {
+    return ::testing::AssertionFailure()
+           << "the acks hold " << events << " events, not " << total_events;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult log_matches_acks(Client& client, std::vector<AckedBatch> batches,
+                                            uint64_t* replayed) {
+  std::sort(batches.begin(), batches.end(),
+            [](const AckedBatch& a, const AckedBatch& b) { return a.first_seq < b.first_seq; });
+  std::vector<uint64_t> found(batches.size(), 0);  // events of each batch seen at their seq
+  size_t cursor = 0;  // the first batch that does not end before the current seq
+  std::map<uint64_t, uint64_t> next_index;  // per stream
+  std::optional<uint64_t> last_seq;
+  uint64_t count = 0;
+  std::string problem;
+  auto passed = [&](size_t i) {
+    if (found[i] != batches[i].count && problem.empty()) {
+      problem = absl::StrCat("seqs ", batches[i].first_seq, "..", batches[i].last_seq,
+                             " were acked but only ", found[i], " of them are in the log");
+    }
+  };
+  ReplayResult r = replay_each(client, ReplayOptions(), [&](const ReplayEvent& ev) {
+    uint64_t stream = 0;
+    uint64_t index = 0;
+    if (last_seq && ev.seq <= *last_seq) {
+      problem = absl::StrCat("seq ", ev.seq, " came after seq ", *last_seq);
+    } else if (!parse_test_payload(ev.view.payload, &stream, &index)) {
+      problem =
+          absl::StrCat("seq ", ev.seq, " has a payload of ", ev.view.payload.size(), " bytes");
+    } else if (index != next_index[stream]) {
+      problem = absl::StrCat("seq ", ev.seq, " is event ", index, " of stream ", stream,
+                             ", expected event ", next_index[stream]);
+    } else if (ev.view.timestamp() != test_timestamp(stream, index) ||
+               ev.view.event_type() != test_type(stream, index)) {
+      problem = absl::StrCat("seq ", ev.seq, " has the wrong timestamp or type");
+    }
+    while (problem.empty() && cursor < batches.size() && batches[cursor].last_seq < ev.seq) {
+      passed(cursor++);
+    }
+    if (problem.empty() && cursor < batches.size() && batches[cursor].first_seq <= ev.seq) {
+      const AckedBatch& b = batches[cursor];
+      const uint64_t want = b.first_index + (ev.seq - b.first_seq);
+      if (stream != b.stream || index != want) {
+        problem = absl::StrCat("seq ", ev.seq, " holds event ", index, " of stream ", stream,
+                               " but was acked for event ", want, " of stream ", b.stream);
+      }
+      ++found[cursor];
+    }
+    if (!problem.empty()) return false;
+    ++next_index[stream];
+    last_seq = ev.seq;
+    ++count;
+    return true;
+  });
+  *replayed = count;
+  if (problem.empty() && !r.timed_out && r.status.ok()) {
+    while (cursor < batches.size()) passed(cursor++);
+  }
+  if (!problem.empty()) return ::testing::AssertionFailure() << problem;
+  if (r.timed_out)
+    return ::testing::AssertionFailure() << "the replay timed out after " << count << " events";
+  if (!r.status.ok()) return ::testing::AssertionFailure() << "the replay failed: " << r.status;
+  return ::testing::AssertionSuccess();
+}
+
+// ---- BackgroundReplay ----
+
+BackgroundReplay::BackgroundReplay(Client& client, const ReplayOptions& options)
+    : replayer_(client.replay(options)) {
+  thread_ = std::thread([this] {
+    while (std::optional<ReplayEvent> ev = replayer_->next()) {
+      std::lock_guard l(mu_);
+      events_.push_back(
+          ReplayedEvent{ev->seq, ev->view.timestamp(), ev->view.event_type(),
+                        std::string(reinterpret_cast<const char*>(ev->view.payload.data()),
+                                    ev->view.payload.size())});
+    }
+    std::lock_guard l(mu_);
+    ended_ = true;
+  });
+}
+
+BackgroundReplay::~BackgroundReplay() { (void)stop(); }
+
+size_t BackgroundReplay::count() const {
+  std::lock_guard l(mu_);
+  return events_.size();
+}
+
+std::vector<ReplayedEvent> BackgroundReplay::events() const {
+  std::lock_guard l(mu_);
+  return events_;
+}
+
+bool BackgroundReplay::ended() const {
+  std::lock_guard l(mu_);
+  return ended_;
+}
+
+absl::Status BackgroundReplay::stop() {
+  if (thread_.joinable()) {
+    replayer_->cancel();
+    thread_.join();
+  }
+  return replayer_->status();
+}
+
+}  // namespace ringlog::testing

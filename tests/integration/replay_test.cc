@@ -1,0 +1,237 @@
+// Replay: follow mode, the end of a replay without follow, filters and limits.
+#include <atomic>
+#include <thread>
+
+#include "harness.h"
+
+namespace ringlog::testing {
+namespace {
+
+class IntegrationReplay : public NodeTest {};
+
+// The events are events first_index, first_index + 1, ... of stream 0, with
+// their content, at increasing seqs.
+::testing::AssertionResult in_order_from(const std::vector<ReplayedEvent>& events,
+                                         uint64_t first_index) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    uint64_t stream = 0;
+    uint64_t index = 0;
+    if (!parse_test_payload(as_bytes(events[i].payload), &stream, &index) || stream != 0 ||
+        index != first_index + i || events[i].type != test_type(0, index) ||
+        events[i].timestamp != test_timestamp(0, index)) {
+      return ::testing::AssertionFailure()
+             << "event " << i << " (seq " << events[i].seq << ") is not event " << first_index + i
+             << " of stream 0";
+    }
+    if (i > 0 && events[i].seq <= events[i - 1].seq) {
+      return ::testing::AssertionFailure()
+             << "seq " << events[i].seq << " after seq " << events[i - 1].seq;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST_F(IntegrationReplay, FollowSeesEventsAppendedAfterItStarted) {
+  std::unique_ptr<Client> client = connect(start_node());
+  ReplayOptions o;
+  o.follow = true;
+  BackgroundReplay follow(*client, o);
+  // The replay is open on the (empty) log before anything is appended.
+  ASSERT_TRUE(wait_until([&] { return status(*client).active_replay_streams() == 1; }));
+
+  append_numbered(*client, 0, 0, 1000);
+  ASSERT_TRUE(wait_until([&] { return follow.count() == 1000; })) << follow.count();
+  // Caught up, it waits for the commit offset to move instead of ending.
+  append_numbered(*client, 0, 1000, 1000);
+  ASSERT_TRUE(wait_until([&] { return follow.count() == 2000; })) << follow.count();
+  EXPECT_FALSE(follow.ended()) << "a follow replay ended when it caught up";
+  EXPECT_EQ(status(*client).active_replay_streams(), 1u);
+
+  EXPECT_TRUE(absl::IsCancelled(follow.stop()));
+  EXPECT_TRUE(in_order_from(follow.events(), 0));
+}
+
+TEST_F(IntegrationReplay, WithoutFollowEndsAtTheCommitOffset) {
+  std::unique_ptr<Client> client = connect(start_node());
+  append_numbered(*client, 0, 0, 1000);
+  const v1::NodeStatus st = status(*client);
+
+  ReplayResult r = replay_all(*client, ReplayOptions());
+  ASSERT_FALSE(r.timed_out) << "a replay without follow did not end";
+  EXPECT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.events.size(), 1000u);
+  EXPECT_TRUE(in_order_from(r.events, 0));
+
+  v1::ReplayRequest req;
+  req.set_from_start(true);
+  RawReplay raw = raw_replay(client->channel(), req);
+  ASSERT_TRUE(raw.status.ok()) << raw.status.error_message();
+  ASSERT_FALSE(raw.responses.empty());
+  EXPECT_EQ(raw.responses.back().next_offset(), st.commit_offset());
+  EXPECT_EQ(raw.responses.back().next_seq(), st.next_seq());
+}
+
+// While another stream keeps appending, a replay without follow still ends,
+// and no response runs past the commit offset it reports.
+TEST_F(IntegrationReplay, WithoutFollowEndsWhileAppendsContinue) {
+  std::unique_ptr<Client> client = connect(start_node());
+  append_numbered(*client, 0, 0, 10'000);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> appended{10'000};
+  std::string writer_error;
+  std::thread writer([&] {
+    try {
+      while (!stop.load()) {
+        const uint64_t first = appended.load();
+        append_numbered(*client, 0, first, 1000);
+        appended.store(first + 1000);
+      }
+    } catch (const std::exception& e) {
+      writer_error = e.what();
+    }
+  });
+  v1::ReplayRequest req;
+  req.set_from_start(true);
+  req.set_max_batch_bytes(64 << 10);
+  RawReplay raw = raw_replay(client->channel(), req, absl::Seconds(60));
+  stop.store(true);
+  writer.join();
+  EXPECT_EQ(writer_error, "");
+
+  ASSERT_TRUE(raw.status.ok()) << raw.status.error_message();
+  uint64_t next_seq = 0;
+  uint64_t events = 0;
+  for (const v1::ReplayResponse& r : raw.responses) {
+    EXPECT_LE(r.next_offset(), r.commit_offset()) << "served past the commit offset";
+    // Each seq looked at is sent, or listed as a control record left out.
+    const uint64_t sent = r.records().size() / kTestRecordBytes;
+    EXPECT_EQ(sent + r.skipped_seqs_size(), r.next_seq() - next_seq);
+    for (uint64_t skipped : r.skipped_seqs()) {
+      EXPECT_GE(skipped, next_seq);
+      EXPECT_LT(skipped, r.next_seq());
+    }
+    next_seq = r.next_seq();
+    events += sent;
+  }
+  EXPECT_GE(events, 10'000u);
+  EXPECT_LE(events, appended.load());
+}
+
+// ---- Filters and limits, over 3,000 events of types 1, 2, 3 in turn ----
+
+class IntegrationReplayFilters : public NodeTest {
+ protected:
+  static constexpr uint64_t kEvents = 3000;
+  void SetUp() override {
+    client_ = connect(start_node());
+    append_numbered(*client_, 0, 0, kEvents);
+  }
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(IntegrationReplayFilters, TypesFilterReturnsOnlyThoseTypesWithTheirSeqs) {
+  ReplayOptions o;
+  o.event_types = {2};
+  ReplayResult r = replay_all(*client_, o);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_EQ(r.events.size(), kEvents / 3);
+  for (size_t i = 0; i < r.events.size(); ++i) {
+    const uint64_t want = 3 * i + 1;  // test_type(0, i) == 1 + i % 3
+    uint64_t stream = 0;
+    uint64_t index = 0;
+    ASSERT_TRUE(parse_test_payload(as_bytes(r.events[i].payload), &stream, &index));
+    EXPECT_EQ(r.events[i].type, 2);
+    EXPECT_EQ(r.events[i].seq, want);
+    EXPECT_EQ(index, want);
+  }
+
+  o.event_types = {1, 3};
+  EXPECT_EQ(replay_all(*client_, o).events.size(), 2 * kEvents / 3);
+  o.event_types = {200};
+  r = replay_all(*client_, o);
+  EXPECT_TRUE(r.status.ok()) << r.status;
+  EXPECT_TRUE(r.events.empty());
+}
+
+TEST_F(IntegrationReplayFilters, LimitStopsAfterNEvents) {
+  // The server ends the stream itself at the limit.
+  v1::ReplayRequest req;
+  req.set_from_seq(100);
+  req.set_limit(10);
+  RawReplay raw = raw_replay(client_->channel(), req);
+  ASSERT_TRUE(raw.status.ok()) << raw.status.error_message();
+  size_t bytes = 0;
+  for (const v1::ReplayResponse& r : raw.responses) bytes += r.records().size();
+  EXPECT_EQ(bytes, 10 * kTestRecordBytes);
+  EXPECT_EQ(raw.responses.front().first_seq(), 100u);
+
+  ReplayOptions o;
+  o.limit = 10;
+  ReplayResult r = replay_all(*client_, o);
+  EXPECT_TRUE(r.status.ok()) << r.status;
+  EXPECT_TRUE(in_order_from(r.events, 0));
+  EXPECT_EQ(r.events.size(), 10u);
+
+  o.from_seq = kEvents - 5;  // fewer left than the limit
+  EXPECT_EQ(replay_all(*client_, o).events.size(), 5u);
+
+  o.from_seq.reset();
+  o.limit = 5;
+  o.event_types = {3};
+  r = replay_all(*client_, o);
+  ASSERT_EQ(r.events.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(r.events[i].seq, 3 * i + 2);
+}
+
+TEST_F(IntegrationReplayFilters, FromTimestampStartsAtFirstEventAtOrAfterIt) {
+  ReplayOptions o;
+  o.from_timestamp = test_timestamp(0, 1234) - 1;  // between events 1233 and 1234
+  ReplayResult r = replay_all(*client_, o);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.events.size(), kEvents - 1234);
+  EXPECT_TRUE(in_order_from(r.events, 1234));
+
+  o.from_timestamp = test_timestamp(0, 1234);  // exactly event 1234's
+  r = replay_all(*client_, o);
+  ASSERT_FALSE(r.events.empty());
+  EXPECT_EQ(r.events.front().seq, 1234u);
+
+  o.from_timestamp = 0;
+  EXPECT_EQ(replay_all(*client_, o).events.size(), kEvents);
+  o.from_timestamp = test_timestamp(0, kEvents);  // after the last event
+  r = replay_all(*client_, o);
+  EXPECT_TRUE(r.status.ok()) << r.status;
+  EXPECT_TRUE(r.events.empty());
+}
+
+TEST_F(IntegrationReplayFilters, FromEndSeesOnlyNewEvents) {
+  ReplayOptions o;
+  o.from_end = true;
+  ReplayResult now = replay_all(*client_, o);
+  EXPECT_TRUE(now.status.ok()) << now.status;
+  EXPECT_TRUE(now.events.empty()) << "without follow, from_end has nothing to send";
+
+  const uint64_t end = status(*client_).next_seq();
+  o.follow = true;
+  BackgroundReplay follow(*client_, o);
+  ASSERT_TRUE(wait_until([&] { return status(*client_).active_replay_streams() == 1; }));
+  append_numbered(*client_, 0, kEvents, 500);
+  ASSERT_TRUE(wait_until([&] {
+    const std::vector<ReplayedEvent> ev = follow.events();
+    uint64_t stream = 0;
+    uint64_t index = 0;
+    return !ev.empty() && parse_test_payload(as_bytes(ev.back().payload), &stream, &index) &&
+           index == kEvents + 499;
+  }));
+  const std::vector<ReplayedEvent> events = follow.events();
+  EXPECT_GE(events.front().seq, end) << "from_end delivered an event from before the call";
+  uint64_t stream = 0;
+  uint64_t first_index = 0;
+  ASSERT_TRUE(parse_test_payload(as_bytes(events.front().payload), &stream, &first_index));
+  EXPECT_GE(first_index, kEvents);
+  EXPECT_TRUE(in_order_from(events, first_index));
+  EXPECT_TRUE(absl::IsCancelled(follow.stop()));
+}
+
+}  // namespace
+}  // namespace ringlog::testing
