@@ -90,6 +90,7 @@ std::string Follower::primary() const {
 void Follower::set_primary(const std::string& primary) {
   std::lock_guard l(mu_);
   primary_ = primary;
+  pinned_ = true;
   if (ctx_ != nullptr) ctx_->TryCancel();  // reconnect to the new one now
 }
 
@@ -114,8 +115,15 @@ void Follower::run() {
       if (stop_) break;
       last_error_ = s.ToString();
     }
-    // A node that is not the primary says whom it follows: go there.
-    if (absl::IsFailedPrecondition(s)) {
+    // A node that is not the primary says whom it follows: go there, unless
+    // an operator chose this primary (it is about to be promoted, and the
+    // node it names may be the old primary).
+    bool pinned;
+    {
+      std::lock_guard l(mu_);
+      pinned = pinned_;
+    }
+    if (absl::IsFailedPrecondition(s) && !pinned) {
       const std::string key = "follow the primary at ";
       const std::string msg(s.message());
       if (const size_t at = msg.find(key); at != std::string::npos) {
@@ -235,6 +243,11 @@ absl::Status Follower::follow_once() {
   for (;;) {
     if (resp.epoch() < primary_epoch_.load(std::memory_order_relaxed)) {
       return fail(absl::FailedPreconditionError("the primary's epoch went backwards"));
+    }
+    if (resp.epoch() > primary_epoch_.load(std::memory_order_relaxed)) {
+      // A new epoch began mid-stream: handshake again to take its history.
+      return fail(absl::AbortedError(absl::StrFormat(
+          "the primary moved to epoch %d; reconnecting to adopt it", resp.epoch())));
     }
     if (resp.has_chunk()) {
       if (absl::Status s = apply(resp.chunk()); !s.ok()) return fail(s);

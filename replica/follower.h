@@ -66,7 +66,9 @@ class Follower {
 
   FollowerState state() const { return state_.load(std::memory_order_acquire); }
   std::string primary() const;
-  void set_primary(const std::string& primary);  // takes effect at the next connect
+  // Follows `primary` from the next connect on. Set this way (by an
+  // operator), the primary is kept even when it names another one.
+  void set_primary(const std::string& primary);
   void set_allow_truncate_below_commit(bool allow);
   void set_advertise(const std::string& address);  // told to the primary at the next connect
   uint64_t applied_offset() const { return log_->end().offset; }
@@ -99,6 +101,7 @@ class Follower {
   std::condition_variable cv_;
   bool stop_ = false;
   std::string primary_;
+  bool pinned_ = false;  // primary_ was set by an operator: never redirected
   std::string last_error_;
   grpc::ClientContext* ctx_ = nullptr;  // the live stream's, for stop()
   std::thread thread_;

@@ -82,6 +82,7 @@ void FollowReactor::on_hello(const v1::FollowHello& hello) {
   registry_id_ = node_->register_follower(this, replica_id_, peer_, hello.advertise(), *from);
   spdlog::info("replica {} ({}) follows from offset {} (its log ended at {})", replica_id_, peer_,
                from->offset, hello.log_end_offset());
+  epoch_ = node_->epoch();
   resp_.Clear();
   v1::Directive* d = resp_.mutable_directive();
   d->set_truncate_to(std::min(*truncate_to, hello.log_end_offset()));
@@ -112,6 +113,12 @@ void FollowReactor::next_locked() {
   if (node_->role() != Role::kPrimary) {
     finish_locked(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                "this node stepped down; follow the new primary"));
+    return;
+  }
+  if (node_->epoch() != epoch_) {
+    // A new epoch (a forced re-promotion): the replica must take its history.
+    finish_locked(grpc::Status(grpc::StatusCode::ABORTED,
+                               "the primary started a new epoch; follow it again"));
     return;
   }
   if (sent_offset_ - acked_offset_ >= window_) return;  // the next ack resumes us

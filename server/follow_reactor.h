@@ -63,6 +63,7 @@ class FollowReactor final : public grpc::ServerBidiReactor<v1::FollowRequest, v1
   uint64_t sent_commit_ = UINT64_MAX;
   absl::Time last_write_;
   uint64_t registry_id_ = 0;
+  uint64_t epoch_ = 0;  // the epoch the directive described
 };
 
 }  // namespace ringlog

@@ -230,13 +230,7 @@ absl::Status Node::stop_primary(const absl::Status& why) {
     std::lock_guard l(commit_mu_);
     replicas_.clear();
   }
-  // Wake the Follow streams: they see the new role and end.
-  std::vector<uint64_t> ids;
-  {
-    std::lock_guard l(followers_mu_);
-    for (const auto& [id, f] : followers_) ids.push_back(id);
-  }
-  for (uint64_t id : ids) resume_follower(id);
+  wake_followers();  // they see the new role and end
   return s;
 }
 

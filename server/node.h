@@ -131,6 +131,7 @@ class Node {
                              LogPosition from);
   void unregister_follower(uint64_t id);
   void resume_follower(uint64_t id);
+  void wake_followers();  // resumes every parked Follow stream
   void replica_ack(const std::string& replica_id, LogPosition durable);
   std::vector<ReplicaView> replicas() const;
   CommitNotifier& durable_notifier() { return durable_notifier_; }

@@ -73,6 +73,15 @@ void Node::unregister_follower(uint64_t id) {
   replicas_[replica_id].connected = false;
 }
 
+void Node::wake_followers() {
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard l(followers_mu_);
+    for (const auto& [id, f] : followers_) ids.push_back(id);
+  }
+  for (uint64_t id : ids) resume_follower(id);
+}
+
 void Node::resume_follower(uint64_t id) {
   std::lock_guard l(followers_mu_);
   auto it = followers_.find(id);
@@ -123,7 +132,7 @@ absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string
   const LogPosition end = log_->end();
   uint64_t top_epoch = epoch();
   for (const std::string& p : options_.peers) peers.push_back(p);
-  for (const PeerStatus& ps : query_peers(peers, node_id_, absl::Milliseconds(60))) {
+  for (const PeerStatus& ps : query_peers(peers, node_id_, absl::Milliseconds(100))) {
     top_epoch = std::max(top_epoch, ps.status.epoch());
     if (force) continue;
     if (ps.status.role() == v1::ROLE_PRIMARY && ps.status.epoch() > epoch()) {
@@ -160,6 +169,7 @@ absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string
   fenced_.clear();
   RINGLOG_RETURN_IF_ERROR(start_primary());
   save_role(options_.data_dir, Role::kPrimary, "");
+  wake_followers();  // streams of the old epoch end; replicas take the new history
   spdlog::warn("promoted to primary: epoch {} from offset {} in {}", new_epoch, start,
                absl::FormatDuration(absl::Now() - t0));
   return Promoted{new_epoch, start};

@@ -267,6 +267,8 @@ int cmd_promote() {
   // loses nothing acknowledged: the other replicas are pointed at the new
   // primary first (so the old primary, if alive, can commit only what the new
   // one has), then the node is promoted, then the old primary told to follow.
+  // What would make the promotion refused is checked before anyone moves; if
+  // it is refused anyway, the replicas are pointed back.
   const std::string node = absl::GetFlag(FLAGS_node);
   const bool force = absl::GetFlag(FLAGS_force);
   std::vector<std::string> others;
@@ -275,7 +277,13 @@ int cmd_promote() {
   }
   absl::StatusOr<v1::NodeStatus> self = node_status(node);
   if (!self.ok()) return report(self.status());
+  if (self->role() == v1::ROLE_PRIMARY && !force) {
+    return report(absl::FailedPreconditionError(absl::StrFormat(
+        "%s is already the primary (epoch %d); use --force to start a new epoch anyway", node,
+        self->epoch())));
+  }
   std::vector<std::string> old_primaries;
+  std::vector<std::pair<std::string, std::string>> replicas;  // address, its primary now
   for (const std::string& o : others) {
     absl::StatusOr<v1::NodeStatus> st = node_status(o);
     if (!st.ok()) {
@@ -286,6 +294,15 @@ int cmd_promote() {
       old_primaries.push_back(o);
       continue;
     }
+    if (!force && st->log_end_offset() > self->log_end_offset()) {
+      return report(absl::FailedPreconditionError(absl::StrFormat(
+          "replica %s has a longer log (ends at offset %d) than %s (%d): promote it instead, or "
+          "use --force",
+          o, st->log_end_offset(), node, self->log_end_offset())));
+    }
+    replicas.emplace_back(o, st->primary());
+  }
+  for (const auto& [o, was] : replicas) {
     if (absl::Status s = admin_follow(o, node, false, nullptr); !s.ok()) {
       std::printf("%s: cannot point it at %s: %s\n", o.c_str(), node.c_str(), s.ToString().c_str());
     } else {
@@ -304,6 +321,12 @@ int cmd_promote() {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (!s.ok()) {
+    for (const auto& [o, was] : replicas) {
+      if (was.empty() || was[0] == '(') continue;
+      const absl::Status back = admin_follow(o, was, false, nullptr);
+      std::printf("%s: pointed back at %s%s\n", o.c_str(), was.c_str(),
+                  back.ok() ? "" : (": " + back.ToString()).c_str());
+    }
     return report(absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
   }
   std::printf("promoted %s: epoch %llu from offset %llu (%.1f ms)\n", node.c_str(),
