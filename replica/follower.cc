@@ -46,7 +46,8 @@ Follower::Follower(SegmentedLog* log, EpochHistory* epochs, std::mutex* epochs_m
       epochs_(epochs),
       epochs_mu_(epochs_mu),
       options_(std::move(options)),
-      primary_(options_.primary) {
+      primary_(options_.primary),
+      sync_schedule_(options_.fsync, options_.fsync_interval) {
   allow_truncate_below_commit_.store(options_.allow_truncate_below_commit);
   commit_floor_.store(options_.commit_floor);
 }
@@ -317,26 +318,15 @@ absl::Status Follower::apply(const v1::Chunk& chunk) {
   AppendResult a = log_->append(records, /*auto_roll=*/false);
   if (!a.status.ok()) return a.status;
   if (options_.on_applied) options_.on_applied(records, first);
-  unsynced_ = true;
+  sync_schedule_.wrote();
   return absl::OkStatus();
 }
 
 absl::Status Follower::make_durable(bool force) {
-  if (!unsynced_ && !force) return absl::OkStatus();
-  bool flush = true;
-  switch (options_.fsync) {
-    case FsyncPolicy::kNone:
-      flush = force;
-      break;
-    case FsyncPolicy::kEveryBatch:
-      break;
-    case FsyncPolicy::kInterval:
-      if (!force && absl::Now() - last_sync_ < options_.fsync_interval) return absl::OkStatus();
-      break;
-  }
-  RINGLOG_RETURN_IF_ERROR(log_->sync(flush));
-  if (flush) last_sync_ = absl::Now();
-  unsynced_ = false;
+  const SyncSchedule::Action action = sync_schedule_.due(force, absl::Now());
+  if (action == SyncSchedule::Action::kNothing) return absl::OkStatus();
+  RINGLOG_RETURN_IF_ERROR(log_->sync(action == SyncSchedule::Action::kFlush));
+  sync_schedule_.done(action, absl::Now());
   return absl::OkStatus();
 }
 

@@ -106,8 +106,7 @@ class Follower {
   grpc::ClientContext* ctx_ = nullptr;  // the live stream's, for stop()
   std::thread thread_;
 
-  absl::Time last_sync_;  // follower thread only
-  bool unsynced_ = false;
+  SyncSchedule sync_schedule_;  // follower thread only
 };
 
 }  // namespace ringlog

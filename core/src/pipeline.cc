@@ -48,9 +48,31 @@ std::string fsync_policy_name(FsyncPolicy p, absl::Duration interval) {
   return "unknown";
 }
 
+SyncSchedule::Action SyncSchedule::due(bool force, absl::Time now) const noexcept {
+  if (!unsynced_ && !force) return Action::kNothing;
+  switch (policy_) {
+    case FsyncPolicy::kNone:
+      return force ? Action::kFlush : Action::kPublish;
+    case FsyncPolicy::kEveryBatch:
+      return Action::kFlush;
+    case FsyncPolicy::kInterval:
+      return force || now - last_flush_ >= interval_ ? Action::kFlush : Action::kNothing;
+  }
+  return Action::kFlush;
+}
+
+void SyncSchedule::done(Action a, absl::Time now) noexcept {
+  if (a == Action::kNothing) return;
+  unsynced_ = false;
+  if (a == Action::kFlush) last_flush_ = now;
+}
+
 Pipeline::Pipeline(SegmentedLog* log, std::unique_ptr<SegmentedLog> owned,
                    const PipelineOptions& options)
-    : options_(options), owned_log_(std::move(owned)), log_(log) {}
+    : options_(options),
+      owned_log_(std::move(owned)),
+      log_(log),
+      sync_schedule_(options.fsync, options.fsync_interval) {}
 
 namespace {
 absl::Status validate(const PipelineOptions& options) {
@@ -167,12 +189,14 @@ PipelineStats Pipeline::stats() const {
 // ---- The storage thread ----
 
 void Pipeline::run() {
-  last_sync_ = last_retention_ = absl::Now();
+  last_retention_ = absl::Now();
+  nap_ = options_.idle_sleep;
   const bool retention = options_.log.retention_bytes != 0 ||
                          options_.log.retention_age != absl::InfiniteDuration();
   for (;;) {
     if (step()) {
       idle_rounds_ = 0;
+      nap_ = options_.idle_sleep;
       make_durable(false);
       continue;
     }
@@ -217,7 +241,7 @@ bool Pipeline::step() {
     bytes_.fetch_add(r.bytes, std::memory_order_relaxed);
     if (r.bytes != 0) {
       moved = true;
-      unsynced_ = true;
+      sync_schedule_.wrote();
     }
     if (!r.status.ok()) {
       // Keep the rest and retry later; the ring fills meanwhile and its
@@ -242,28 +266,19 @@ bool Pipeline::step() {
 }
 
 void Pipeline::make_durable(bool force) {
-  // `force` (at close) flushes whatever the policy left in memory.
-  if (!unsynced_ && !force) return;
-  bool flush = true;
-  switch (options_.fsync) {
-    case FsyncPolicy::kNone:
-      flush = force;
-      break;
-    case FsyncPolicy::kEveryBatch:
-      break;
-    case FsyncPolicy::kInterval:
-      if (!force && absl::Now() - last_sync_ < options_.fsync_interval) return;
-      break;
-  }
+  const SyncSchedule::Action action = sync_schedule_.due(force, absl::Now());
+  if (action == SyncSchedule::Action::kNothing) return;
+  const bool flush = action == SyncSchedule::Action::kFlush;
   const LogPosition end = log_->end();
-  const absl::Time t0 = flush ? absl::Now() : absl::Time();
+  const absl::Time t0 = absl::Now();
   if (absl::Status s = log_->sync(flush); !s.ok()) {
     set_error(s);
     return;
   }
+  const absl::Time t1 = absl::Now();
+  sync_schedule_.done(action, t1);
   if (flush) {
-    last_sync_ = absl::Now();
-    const double secs = absl::ToDoubleSeconds(last_sync_ - t0);
+    const double secs = absl::ToDoubleSeconds(t1 - t0);
     size_t b = 0;
     while (b < std::size(kFsyncBuckets) && secs > kFsyncBuckets[b]) ++b;
     // relaxed: statistics only.
@@ -271,7 +286,6 @@ void Pipeline::make_durable(bool force) {
     fsync_nanos_.fetch_add(static_cast<uint64_t>(secs * 1e9), std::memory_order_relaxed);
     syncs_.fetch_add(1, std::memory_order_relaxed);
   }
-  unsynced_ = false;
   if (end == durable_.load()) return;  // a forced flush that moved nothing
   durable_.store(end);
   if (options_.on_durable) options_.on_durable(end);
@@ -295,7 +309,8 @@ void Pipeline::nap() {
   for (SpscRingBuffer::Consumer& c : consumers_) empty = empty && c.is_empty();
   if (empty && !stop_.load(std::memory_order_acquire)) {
     std::unique_lock l(wake_mu_);
-    wake_cv_.wait_for(l, absl::ToChronoNanoseconds(options_.idle_sleep));
+    wake_cv_.wait_for(l, absl::ToChronoNanoseconds(nap_));
+    nap_ = std::min(nap_ * 2, std::max(options_.idle_sleep, options_.idle_sleep_max));
   }
   parked_.store(0, std::memory_order_relaxed);
 }

@@ -525,3 +525,48 @@ TEST_F(PipelineTest, RingAllocationFailureIsAnErrorNotACrash) {
 
 }  // namespace
 }  // namespace ringlog
+
+namespace ringlog {
+namespace {
+
+using Action = SyncSchedule::Action;
+const absl::Time kT0 = absl::FromUnixSeconds(1'000'000);
+
+TEST(SyncSchedule, NothingWrittenMeansNothingToDo) {
+  SyncSchedule s(FsyncPolicy::kEveryBatch, absl::Milliseconds(10));
+  EXPECT_EQ(s.due(false, kT0), Action::kNothing);
+  EXPECT_EQ(s.due(true, kT0), Action::kFlush);  // closing flushes anyway
+}
+
+TEST(SyncSchedule, NonePublishesWithoutFlushingUntilClose) {
+  SyncSchedule s(FsyncPolicy::kNone, absl::Milliseconds(10));
+  s.wrote();
+  EXPECT_EQ(s.due(false, kT0), Action::kPublish);
+  s.done(Action::kPublish, kT0);
+  EXPECT_FALSE(s.unsynced());
+  s.wrote();
+  EXPECT_EQ(s.due(true, kT0), Action::kFlush);
+}
+
+TEST(SyncSchedule, EveryBatchFlushesEachTime) {
+  SyncSchedule s(FsyncPolicy::kEveryBatch, absl::Milliseconds(10));
+  for (int i = 0; i < 3; ++i) {
+    s.wrote();
+    EXPECT_EQ(s.due(false, kT0 + absl::Microseconds(i)), Action::kFlush);
+    s.done(Action::kFlush, kT0 + absl::Microseconds(i));
+  }
+}
+
+TEST(SyncSchedule, IntervalWaitsForTheIntervalSinceTheLastFlush) {
+  SyncSchedule s(FsyncPolicy::kInterval, absl::Milliseconds(10));
+  s.wrote();
+  EXPECT_EQ(s.due(false, kT0), Action::kFlush);  // the first flush is due at once
+  s.done(Action::kFlush, kT0);
+  s.wrote();
+  EXPECT_EQ(s.due(false, kT0 + absl::Milliseconds(9)), Action::kNothing);
+  EXPECT_EQ(s.due(true, kT0 + absl::Milliseconds(9)), Action::kFlush);
+  EXPECT_EQ(s.due(false, kT0 + absl::Milliseconds(10)), Action::kFlush);
+}
+
+}  // namespace
+}  // namespace ringlog

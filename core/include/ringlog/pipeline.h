@@ -60,7 +60,11 @@ struct PipelineOptions {
   size_t rings = 1;                      // producers: ring i gets producer(i)
   FsyncPolicy fsync = FsyncPolicy::kNone;
   absl::Duration fsync_interval = absl::Milliseconds(10);
-  absl::Duration idle_sleep = absl::Microseconds(50);  // longest nap when every ring is empty
+  // Naps when every ring is empty start at idle_sleep and double while idle,
+  // up to idle_sleep_max: the first events after a quiet spell wait at most
+  // that long (wake() ends a nap at once), and an idle log costs little CPU.
+  absl::Duration idle_sleep = absl::Microseconds(50);
+  absl::Duration idle_sleep_max = absl::Milliseconds(1);
   absl::Duration retention_interval = absl::Seconds(10);
   absl::Duration error_retry = absl::Milliseconds(100);  // after a failed append (full disk)
 
@@ -69,6 +73,30 @@ struct PipelineOptions {
   std::function<void(const AppendedChunk&)> on_append;
   // After the durable offset moves.
   std::function<void(LogPosition durable)> on_durable;
+};
+
+// When a log writer flushes under an fsync policy. One writer thread: it
+// calls wrote() after appending and due() when it may flush.
+class SyncSchedule {
+ public:
+  enum class Action {
+    kNothing,  // nothing new, or the interval has not passed
+    kPublish,  // durable in the page cache only (fsync none): publish, no flush
+    kFlush,    // fdatasync now
+  };
+  SyncSchedule(FsyncPolicy policy, absl::Duration interval) : policy_(policy), interval_(interval) {}
+  void wrote() noexcept { unsynced_ = true; }
+  bool unsynced() const noexcept { return unsynced_; }
+  // What to do now; `force` (closing) flushes whatever the policy left.
+  Action due(bool force, absl::Time now) const noexcept;
+  // After the action was carried out.
+  void done(Action a, absl::Time now) noexcept;
+
+ private:
+  FsyncPolicy policy_;
+  absl::Duration interval_;
+  bool unsynced_ = false;
+  absl::Time last_flush_ = absl::InfinitePast();
 };
 
 // Upper bounds (seconds) of the fsync latency histogram's buckets; the last
@@ -147,15 +175,15 @@ class Pipeline {
 
   std::atomic<bool> stop_{false};
   std::atomic<int> parked_{0};  // 1 while the storage thread naps
-  int idle_rounds_ = 0;  // storage thread only
+  int idle_rounds_ = 0;       // storage thread only
+  absl::Duration nap_;        // storage thread only: the next nap
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
   std::thread thread_;
   bool closed_ = false;
 
   // Storage thread only.
-  bool unsynced_ = false;
-  absl::Time last_sync_;
+  SyncSchedule sync_schedule_;
   absl::Time last_retention_;
   absl::Time retry_at_;
 
