@@ -12,7 +12,9 @@
 
 namespace ringlog::tools {
 
-// A ringlogd child process listening on a port it picked itself.
+// A ringlogd child process listening on a port it picked itself. It is
+// killed if the thread that started it ends (so call Start from a thread that
+// outlives the node, e.g. the test's own).
 class NodeProcess {
  public:
   // Starts `binary` with `args` plus --data_dir, --listen=127.0.0.1:0 and
