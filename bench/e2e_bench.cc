@@ -31,12 +31,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::string sibling(const char* argv0, const std::string& rel) {
-  std::filesystem::path p = std::filesystem::canonical("/proc/self/exe").parent_path() / rel;
-  (void)argv0;
-  return std::filesystem::weakly_canonical(p).string();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -47,12 +41,13 @@ int main(int argc, char** argv) {
   std::optional<ringlog::tools::NodeProcess> proc;
   std::string dir;
   if (node.empty()) {
-    std::string bin = absl::GetFlag(FLAGS_ringlogd);
-    if (bin.empty()) bin = sibling(argv[0], "../server/ringlogd");
-    const char* tmp = getenv("TMPDIR");
-    std::string templ = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/ringlog-e2e-XXXXXX";
-    if (mkdtemp(templ.data()) == nullptr) return 1;
-    dir = templ;
+    const std::string bin = ringlog::tools::ringlogd_path(absl::GetFlag(FLAGS_ringlogd));
+    absl::StatusOr<std::string> tmp = ringlog::tools::make_temp_dir("ringlog-e2e-");
+    if (!tmp.ok()) {
+      std::fprintf(stderr, "e2e_bench: %s\n", tmp.status().ToString().c_str());
+      return 1;
+    }
+    dir = *tmp;
     auto p = ringlog::tools::NodeProcess::Start(bin, dir + "/data", absl::GetFlag(FLAGS_node_args));
     if (!p.ok()) {
       std::fprintf(stderr, "e2e_bench: %s\n", p.status().ToString().c_str());

@@ -192,20 +192,14 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  std::string bin = absl::GetFlag(FLAGS_ringlogd);
-  if (bin.empty()) {
-    bin = (std::filesystem::canonical("/proc/self/exe").parent_path() / "../server/ringlogd")
-              .lexically_normal()
-              .string();
-  }
+  const std::string bin = ringlog::tools::ringlogd_path(absl::GetFlag(FLAGS_ringlogd));
   std::vector<double> failover, promote;
   uint64_t lost = 0, dup = 0;
   for (int i = 0; i < absl::GetFlag(FLAGS_runs); ++i) {
-    const char* tmp = getenv("TMPDIR");
-    std::string t = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/ringlog-failover-XXXXXX";
-    if (mkdtemp(t.data()) == nullptr) return 1;
-    const Run r = one_run(bin, t);
-    std::filesystem::remove_all(t);
+    absl::StatusOr<std::string> t = ringlog::tools::make_temp_dir("ringlog-failover-");
+    if (!t.ok()) die("temporary directory", t.status());
+    const Run r = one_run(bin, *t);
+    std::filesystem::remove_all(*t);
     std::printf(
         "{\"bench\":\"failover_run\",\"run\":%d,\"failover_ms\":%.1f,\"promote_ms\":%.1f,"
         "\"acked\":%llu,\"acked_lost\":%llu,\"acked_duplicated\":%llu,\"resends_deduplicated\":%llu,"

@@ -35,13 +35,6 @@ namespace {
 using ringlog::tools::LatencyHistogram;
 using ringlog::tools::NodeProcess;
 
-std::string tmpdir() {
-  const char* tmp = getenv("TMPDIR");
-  std::string t = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/ringlog-repl-XXXXXX";
-  if (mkdtemp(t.data()) == nullptr) std::exit(1);
-  return t;
-}
-
 [[noreturn]] void die(const std::string& what, const absl::Status& s) {
   std::fprintf(stderr, "replication_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
   std::exit(1);
@@ -95,15 +88,12 @@ void print_latency(const char* name, const LatencyHistogram& h, const char* extr
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  std::string bin = absl::GetFlag(FLAGS_ringlogd);
-  if (bin.empty()) {
-    bin = (std::filesystem::canonical("/proc/self/exe").parent_path() / "../server/ringlogd")
-              .lexically_normal()
-              .string();
-  }
+  const std::string bin = ringlog::tools::ringlogd_path(absl::GetFlag(FLAGS_ringlogd));
   const uint32_t payload_len = absl::GetFlag(FLAGS_payload);
   const double rec = static_cast<double>(ringlog::padded_size(payload_len));
-  const std::string dir = tmpdir();
+  absl::StatusOr<std::string> tmp = ringlog::tools::make_temp_dir("ringlog-repl-");
+  if (!tmp.ok()) die("temporary directory", tmp.status());
+  const std::string dir = *tmp;
 
   // 1. Catch-up.
   {

@@ -4,16 +4,12 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "ringlog/grpc_status.h"
 #include "ringlog/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace ringlog {
 namespace {
-
-absl::Status to_absl(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
 
 std::shared_ptr<grpc::Channel> channel_to(const std::string& primary) {
   grpc::ChannelArguments args;
@@ -188,7 +184,7 @@ absl::Status Follower::follow_once() {
   }
   v1::FollowResponse resp;
   if (!stream->Write(hello) || !stream->Read(&resp)) {
-    const absl::Status s = to_absl(stream->Finish());
+    const absl::Status s = from_grpc(stream->Finish());
     return s.ok() ? absl::UnavailableError("the primary closed the stream") : s;
   }
   auto fail = [&](absl::Status s) {
@@ -282,7 +278,7 @@ absl::Status Follower::follow_once() {
     }
     if (!stream->Read(&resp)) break;
   }
-  const absl::Status s = to_absl(stream->Finish());
+  const absl::Status s = from_grpc(stream->Finish());
   return s.ok() ? absl::UnavailableError("the primary ended the stream") : s;
 }
 

@@ -1,7 +1,7 @@
 #include "append_reactor.h"
 
 #include "absl/strings/str_format.h"
-#include "grpc_status.h"
+#include "ringlog/grpc_status.h"
 #include "ringlog/control.h"
 
 namespace ringlog {

@@ -1,7 +1,7 @@
 #include "follow_reactor.h"
 
 #include "absl/strings/str_format.h"
-#include "grpc_status.h"
+#include "ringlog/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace ringlog {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
-#include "grpc_status.h"
+#include "ringlog/grpc_status.h"
 #include "ringlog/control.h"
 
 namespace ringlog {

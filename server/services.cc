@@ -2,7 +2,7 @@
 
 #include "append_reactor.h"
 #include "follow_reactor.h"
-#include "grpc_status.h"
+#include "ringlog/grpc_status.h"
 #include "replay_reactor.h"
 
 namespace ringlog {

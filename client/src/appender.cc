@@ -15,7 +15,6 @@ namespace ringlog {
 using client_internal::deadline_after;
 using client_internal::resumable;
 using client_internal::kMaxMessageBytes;
-using client_internal::to_absl;
 
 // ---- Appender ----
 
@@ -260,7 +259,7 @@ absl::Status Appender::recover_locked(std::unique_lock<std::mutex>& l) {
   const grpc::Status st = finish_stream_locked(l);
   if (!error_.ok()) return error_;
   if (!failover_worthy(st) || options_.failover_timeout <= absl::ZeroDuration()) {
-    error_ = st.ok() ? absl::UnavailableError("the append stream ended") : to_absl(st);
+    error_ = st.ok() ? absl::UnavailableError("the append stream ended") : from_grpc(st);
     return error_;
   }
   const std::string old = stream_->endpoint;
@@ -268,7 +267,7 @@ absl::Status Appender::recover_locked(std::unique_lock<std::mutex>& l) {
   // One deadline for the whole outage, however many times the stream breaks.
   if (broken_since_ == absl::InfiniteFuture()) broken_since_ = absl::Now();
   const absl::Time give_up = broken_since_ + options_.failover_timeout;
-  absl::Status last = to_absl(st);
+  absl::Status last = from_grpc(st);
   while (absl::Now() < give_up) {
     if (absl::Status s = open_locked(l, hint); s.ok()) {
       // Send again, in order, everything not acknowledged; the producer
@@ -280,7 +279,7 @@ absl::Status Appender::recover_locked(std::unique_lock<std::mutex>& l) {
         return absl::OkStatus();
       }
       cv_.wait(l, [&] { return stream_->read_done; });
-      last = to_absl(finish_stream_locked(l));
+      last = from_grpc(finish_stream_locked(l));
     } else {
       last = s;
     }
@@ -327,7 +326,7 @@ absl::Status Appender::close() {
     cv_.wait(l, [&] { return s->read_done; });
     const grpc::Status st = finish_stream_locked(l);
     if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED && error_.ok()) {
-      error_ = to_absl(st);
+      error_ = from_grpc(st);
     }
   }
   if (!d.ok() && !absl::IsNotFound(d.status()) && error_.ok()) error_ = d.status();

@@ -14,7 +14,6 @@ namespace ringlog {
 using client_internal::deadline_after;
 using client_internal::resumable;
 using client_internal::kMaxMessageBytes;
-using client_internal::to_absl;
 
 std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
   grpc::ChannelArguments args;
@@ -54,7 +53,7 @@ absl::StatusOr<v1::NodeStatus> Client::status(absl::Duration timeout) {
   ctx.set_deadline(deadline_after(timeout));
   v1::NodeStatus out;
   grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &out);
-  if (!s.ok()) return to_absl(s);
+  if (!s.ok()) return from_grpc(s);
   return out;
 }
 

@@ -6,15 +6,11 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "ringlog/grpc_status.h"
 
 namespace ringlog::client_internal {
 
 inline constexpr int kMaxMessageBytes = 64 << 20;
-
-inline absl::Status to_absl(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
 
 inline std::chrono::system_clock::time_point deadline_after(absl::Duration d) {
   return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(d);

@@ -15,7 +15,6 @@ namespace ringlog {
 using client_internal::deadline_after;
 using client_internal::resumable;
 using client_internal::kMaxMessageBytes;
-using client_internal::to_absl;
 
 // ---- Replayer ----
 
@@ -94,7 +93,7 @@ bool Replayer::fetch() {
       return false;
     }
     if (!resumable(s) || absl::Now() >= give_up) {
-      status_ = to_absl(s);
+      status_ = from_grpc(s);
       return false;
     }
     // Reconnect and resume after the last event delivered (if nothing was

@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "ringlog/grpc_status.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -404,7 +405,7 @@ absl::StatusOr<v1::NodeStatus> FailoverTest::status_at(const std::string& addres
   v1::NodeStatus st;
   const grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &st);
   if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    return from_grpc(s);
   }
   return st;
 }

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "ringlog/grpc_status.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -249,7 +250,7 @@ absl::StatusOr<v1::NodeStatus> ReplicationTest::status(const tools::NodeProcess&
   v1::NodeStatus out;
   const grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &out);
   if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    return from_grpc(s);
   }
   return out;
 }

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -14,6 +15,21 @@
 #include "absl/time/clock.h"
 
 namespace ringlog::tools {
+
+std::string ringlogd_path(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const std::filesystem::path exe = std::filesystem::canonical("/proc/self/exe").parent_path();
+  return (exe / "../server/ringlogd").lexically_normal().string();
+}
+
+absl::StatusOr<std::string> make_temp_dir(const std::string& prefix) {
+  const char* tmp = getenv("TMPDIR");
+  std::string t = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
+  if (mkdtemp(t.data()) == nullptr) {
+    return absl::InternalError(absl::StrCat("mkdtemp ", t, ": ", std::strerror(errno)));
+  }
+  return t;
+}
 
 absl::StatusOr<NodeProcess> NodeProcess::Start(const std::string& binary,
                                                const std::string& data_dir,

@@ -12,6 +12,13 @@
 
 namespace ringlog::tools {
 
+// `flag` if set, else the ringlogd built beside the running program
+// (<build>/server/ringlogd for a program in <build>/bench).
+std::string ringlogd_path(const std::string& flag);
+
+// A new directory <$TMPDIR or /tmp>/<prefix>XXXXXX.
+absl::StatusOr<std::string> make_temp_dir(const std::string& prefix);
+
 // A ringlogd child process listening on a port it picked itself. It is
 // killed if the thread that started it ends (so call Start from a thread that
 // outlives the node, e.g. the test's own).

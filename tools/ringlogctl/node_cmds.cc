@@ -15,6 +15,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "ringlog/client.h"
+#include "ringlog/grpc_status.h"
 
 ABSL_FLAG(uint32_t, type, 0, "append: event type of every event (0-255)");
 ABSL_FLAG(std::string, input, "lines", "append: lines (each line an event) or jsonl (each line a JSON value)");
@@ -247,7 +248,7 @@ absl::Status admin_follow(const std::string& node, const std::string& primary, b
   v1::FollowCommandResponse resp;
   const grpc::Status s = stub->Follow(&ctx, req, &resp);
   if (epoch != nullptr) *epoch = resp.epoch();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  return from_grpc(s);
 }
 
 absl::StatusOr<v1::NodeStatus> node_status(const std::string& node) {
@@ -256,7 +257,7 @@ absl::StatusOr<v1::NodeStatus> node_status(const std::string& node) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   v1::NodeStatus out;
   const grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &out);
-  if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  if (!s.ok()) return from_grpc(s);
   return out;
 }
 
@@ -327,7 +328,7 @@ int cmd_promote() {
       std::printf("%s: pointed back at %s%s\n", o.c_str(), was.c_str(),
                   back.ok() ? "" : (": " + back.ToString()).c_str());
     }
-    return report(absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
+    return report(from_grpc(s));
   }
   std::printf("promoted %s: epoch %llu from offset %llu (%.1f ms)\n", node.c_str(),
               static_cast<unsigned long long>(resp.epoch()),
@@ -373,7 +374,7 @@ int cmd_health() {
   grpc::health::v1::HealthCheckResponse resp;
   const grpc::Status s = stub->Check(&ctx, req, &resp);
   if (!s.ok()) {
-    return report(absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
+    return report(from_grpc(s));
   }
   const bool serving = resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
   std::printf("%s: %s\n", node.c_str(),

@@ -1,4 +1,4 @@
-// absl::Status <-> grpc::Status, in one place.
+// absl::Status <-> grpc::Status, in one place for every part that speaks gRPC.
 #pragma once
 
 #include <string>
