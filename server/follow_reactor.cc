@@ -1,6 +1,7 @@
 #include "follow_reactor.h"
 
 #include "absl/strings/str_format.h"
+#include "mapped_message.h"
 #include "ringlog/grpc_status.h"
 #include "spdlog/spdlog.h"
 
@@ -14,13 +15,17 @@ FollowReactor::FollowReactor(Node* node, std::string peer) : node_(node), peer_(
                                                node_->primary_hint())));
     return;
   }
-  StartRead(&req_);
+  StartRead(&req_buf_);
 }
 
 void FollowReactor::OnReadDone(bool ok) {
   std::lock_guard l(mu_);
   if (!ok) {  // the replica went away
     finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "the replica ended the stream"));
+    return;
+  }
+  if (!grpc::SerializationTraits<v1::FollowRequest>::Deserialize(&req_buf_, &req_).ok()) {
+    finish_locked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed FollowRequest"));
     return;
   }
   if (!hello_done_) {
@@ -36,7 +41,7 @@ void FollowReactor::OnReadDone(bool ok) {
     acked_offset_ = std::max(acked_offset_, a.applied_offset());
     node_->replica_ack(replica_id_, LogPosition{a.durable_offset(), a.durable_seq()});
   }
-  StartRead(&req_);
+  StartRead(&req_buf_);
   next_locked();  // the window may have opened
 }
 
@@ -83,8 +88,8 @@ void FollowReactor::on_hello(const v1::FollowHello& hello) {
   spdlog::info("replica {} ({}) follows from offset {} (its log ended at {})", replica_id_, peer_,
                from->offset, hello.log_end_offset());
   epoch_ = node_->epoch();
-  resp_.Clear();
-  v1::Directive* d = resp_.mutable_directive();
+  v1::FollowResponse resp;
+  v1::Directive* d = resp.mutable_directive();
   d->set_truncate_to(std::min(*truncate_to, hello.log_end_offset()));
   for (const EpochEntry& e : node_->epoch_entries()) {
     v1::EpochEntry* pe = d->add_epochs();
@@ -93,19 +98,37 @@ void FollowReactor::on_hello(const v1::FollowHello& hello) {
   }
   d->set_log_start_offset(start.offset);
   d->set_log_start_seq(start.seq);
-  write_locked();
-  StartRead(&req_);
+  write_locked(resp);
+  StartRead(&req_buf_);
 }
 
-void FollowReactor::write_locked() {
-  resp_.set_epoch(node_->epoch());
+void FollowReactor::write_locked(v1::FollowResponse& resp, const LogSlice* slice) {
+  resp.set_epoch(node_->epoch());
   const uint64_t commit = node_->commit().offset;
-  resp_.set_commit_offset(commit);
-  resp_.set_primary_durable_offset(node_->log().durable_offset());
+  resp.set_commit_offset(commit);
+  resp.set_primary_durable_offset(node_->log().durable_offset());
+  if (slice == nullptr) {
+    bool own;
+    (void)grpc::SerializationTraits<v1::FollowResponse>::Serialize(resp, &resp_buf_, &own);
+  } else {
+    // resp holds a chunk without its records; they follow as the chunk's
+    // last field, from the mapping.
+    const size_t n = slice->records.bytes.size();
+    const std::string chunk = resp.chunk().SerializeAsString();
+    resp.clear_chunk();
+    std::string head = resp.SerializeAsString();
+    std::string records_header;
+    append_field_header(&records_header, v1::Chunk::kRecordsFieldNumber, n);
+    append_field_header(&head, v1::FollowResponse::kChunkFieldNumber,
+                        chunk.size() + records_header.size() + n);
+    head += chunk;
+    head += records_header;
+    resp_buf_ = head_and_mapped_records(head, *slice);
+  }
   sent_commit_ = commit;
   last_write_ = absl::Now();
   writing_ = true;
-  StartWrite(&resp_);
+  StartWrite(&resp_buf_);
 }
 
 void FollowReactor::next_locked() {
@@ -125,17 +148,16 @@ void FollowReactor::next_locked() {
   const uint64_t limit = node_->log().durable_offset();
   const size_t room = std::min<uint64_t>(kChunkBytes, window_ - (sent_offset_ - acked_offset_));
   if (std::optional<LogSlice> s = reader_->next_slice(limit, std::max<size_t>(room, kMaxRecordSize))) {
-    resp_.Clear();
-    v1::Chunk* c = resp_.mutable_chunk();
+    v1::FollowResponse resp;
+    v1::Chunk* c = resp.mutable_chunk();
     c->set_start_offset(s->position.offset);
     c->set_start_seq(s->position.seq);
     if (s->starts_segment) {
       c->mutable_segment()->set_header(reinterpret_cast<const char*>(s->segment_header),
                                        sizeof(FileHeader));
     }
-    c->set_records(reinterpret_cast<const char*>(s->records.bytes.data()), s->records.bytes.size());
     sent_offset_ = s->position.offset + s->records.bytes.size();
-    write_locked();
+    write_locked(resp, &*s);
     return;
   }
   if (!reader_->status().ok()) {
@@ -143,9 +165,9 @@ void FollowReactor::next_locked() {
     return;
   }
   if (node_->commit().offset != sent_commit_) {
-    resp_.Clear();
-    resp_.set_heartbeat(true);
-    write_locked();
+    v1::FollowResponse resp;
+    resp.set_heartbeat(true);
+    write_locked(resp);
     return;
   }
   // Caught up: wait for new durable records or a new commit offset.
@@ -184,9 +206,9 @@ void FollowReactor::tick(absl::Time now, absl::Duration heartbeat) {
   if (commit_token_) node_->notifier().cancel(*commit_token_);
   durable_token_.reset();
   commit_token_.reset();
-  resp_.Clear();
-  resp_.set_heartbeat(true);
-  write_locked();
+  v1::FollowResponse resp;
+  resp.set_heartbeat(true);
+  write_locked(resp);
 }
 
 void FollowReactor::OnWriteDone(bool ok) {

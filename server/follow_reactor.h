@@ -1,8 +1,8 @@
 // Replication.Follow on the primary: one reactor per replica.
 //
 // After the replica's hello it sends a directive (where to truncate, the
-// epoch history), then chunks of raw record bytes read straight from the
-// mapped segments (one copy, into the message), each at most kChunkBytes and
+// epoch history), then chunks of raw record bytes sent straight from the
+// mapped segments (see mapped_message.h), each at most kChunkBytes and
 // within one segment, with the segment's header when a chunk starts one. At
 // most the replica's window of bytes is sent ahead of its acks, so a slow
 // replica only slows itself. When caught up the reactor parks on the node's
@@ -22,7 +22,9 @@
 
 namespace ringlog {
 
-class FollowReactor final : public grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse> {
+// The method is served raw (ByteBuffers) so that chunks can point into the
+// mapping; requests are parsed as FollowRequest.
+class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   static constexpr size_t kChunkBytes = size_t{1} << 20;
   static constexpr uint64_t kDefaultWindow = uint64_t{64} << 20;
@@ -42,13 +44,16 @@ class FollowReactor final : public grpc::ServerBidiReactor<v1::FollowRequest, v1
   void on_hello(const v1::FollowHello& hello);
   void next_locked();
   void finish_locked(const grpc::Status& s);
-  void write_locked();
+  // Sends `resp` (its epoch and commit fields are filled in here), with
+  // the records of `slice` as its chunk's records when given.
+  void write_locked(v1::FollowResponse& resp, const LogSlice* slice = nullptr);
 
   Node* node_;
   const std::string peer_;
   std::mutex mu_;
+  grpc::ByteBuffer req_buf_;
   v1::FollowRequest req_;
-  v1::FollowResponse resp_;
+  grpc::ByteBuffer resp_buf_;  // being written
   bool hello_done_ = false;
   bool writing_ = false;
   bool parked_ = false;

@@ -1,4 +1,5 @@
 // ringlogd: a ringlog node (primary or replica).
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -141,9 +142,22 @@ absl::Status apply_config_and_env(int argc, char** argv) {
   return absl::OkStatus();
 }
 
+// Replication and replay move megabyte messages through gRPC, which
+// allocates a buffer for each one it receives or sends. By default glibc
+// serves such sizes with fresh mmaps (or trims them off the heap when
+// freed), so every message paid for zeroing and faulting in new pages:
+// about a quarter of a replica's CPU during catch-up. Keep them on the heap
+// instead, and keep up to 128 MiB of freed heap per arena for reuse (the
+// node's own memory, bounded by the flow-control windows, is of that order).
+void keep_large_buffers_on_heap() {
+  (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  (void)mallopt(M_TRIM_THRESHOLD, 128 << 20);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_large_buffers_on_heap();
   absl::SetProgramUsageMessage(
       "ringlogd: a ringlog node. Serves EventLog (Append, Replay), Admin and Replication over "
       "gRPC, with the standard health service and server reflection.");

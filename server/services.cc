@@ -17,7 +17,7 @@ grpc::ServerWriteReactor<v1::ReplayResponse>* EventLogService::Replay(
   return new ReplayReactor(node_, req);
 }
 
-grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse>* ReplicationService::Follow(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ReplicationService::Follow(
     grpc::CallbackServerContext* ctx) {
   return new FollowReactor(node_, ctx->peer());
 }

@@ -19,10 +19,12 @@ class EventLogService final : public v1::EventLog::CallbackService {
   Node* node_;
 };
 
-class ReplicationService final : public v1::Replication::CallbackService {
+// Follow is served raw: its chunks point into the log's mapping.
+class ReplicationService final
+    : public v1::Replication::WithRawCallbackMethod_Follow<v1::Replication::Service> {
  public:
   explicit ReplicationService(Node* node) : node_(node) {}
-  grpc::ServerBidiReactor<v1::FollowRequest, v1::FollowResponse>* Follow(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Follow(
       grpc::CallbackServerContext* ctx) override;
 
  private:
