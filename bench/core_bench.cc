@@ -34,6 +34,31 @@ void BM_Crc32cPortable(benchmark::State& state) {
 }
 BENCHMARK(BM_Crc32cPortable)->Arg(76)->Arg(256)->Arg(4096)->Arg(65536);
 
+// Checking a 1 MiB replication chunk of records of one payload length
+// (four at a time) against records of mixed lengths (one at a time).
+std::vector<std::byte> make_records(bool mixed) {
+  std::vector<std::byte> out(size_t{1} << 20);
+  size_t pos = 0;
+  for (uint64_t i = 0;; ++i) {
+    const std::vector<std::byte> payload = make_payload(mixed ? 60 + i % 8 : 64);
+    if (pos + ringlog::padded_size(payload.size()) > out.size()) break;
+    const ringlog::EventHeader h(i, 1, static_cast<uint16_t>(payload.size()));
+    pos += ringlog::encode_record(out.data() + pos, h, payload);
+  }
+  out.resize(pos);
+  return out;
+}
+
+void BM_CheckRecords(benchmark::State& state) {
+  const std::vector<std::byte> records = make_records(state.range(0) != 0);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(ringlog::check_records(ringlog::ByteSpan(records.data(), records.size())));
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * records.size()));
+  state.SetLabel(state.range(0) != 0 ? "mixed lengths" : "one length");
+}
+BENCHMARK(BM_CheckRecords)->Arg(0)->Arg(1);
+
 void BM_EncodeRecord(benchmark::State& state) {
   const std::vector<std::byte> payload = make_payload(static_cast<size_t>(state.range(0)));
   std::vector<std::byte> dst(ringlog::kMaxRecordSize);

@@ -82,6 +82,57 @@ TEST(CheckRecords, NamesTheBadRecordItsPositionAndTheReason) {
               HasSubstr(absl::StrCat("record 2 at byte ", 2 * rec, ": checksum mismatch")));
 }
 
+// Records of one length are checked four at a time: a fault in any lane of
+// any group, in the payload, the header, the checksum or the padding, is
+// found and named as it is one record at a time.
+TEST(CheckRecords, FindsEveryFaultInRecordsCheckedFourAtATime) {
+  const std::string p(13, 'z');  // 3 bytes of padding after the payload
+  const size_t rec = padded_size(13);
+  std::string batch;
+  for (int i = 0; i < 11; ++i) {
+    const std::vector<std::byte> r = ringlog_test::encode(ringlog_test::header_for(i, 1, p), p);
+    batch.append(reinterpret_cast<const char*>(r.data()), r.size());
+  }
+  absl::StatusOr<size_t> all = check_records(as_bytes(batch));
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, 11u);
+  struct Fault {
+    size_t at;  // byte within the record
+    const char* reason;
+  };
+  const Fault faults[] = {{0, "checksum mismatch"},
+                          {8, "checksum mismatch"},
+                          {12, "checksum mismatch"},
+                          {kHeaderSize + 12, "checksum mismatch"},
+                          {kHeaderSize + 13, "nonzero padding"}};
+  for (size_t bad = 0; bad < 11; ++bad) {
+    for (const Fault& f : faults) {
+      std::string b = batch;
+      b[bad * rec + f.at] ^= 0x40;
+      absl::StatusOr<size_t> n = check_records(as_bytes(b));
+      ASSERT_FALSE(n.ok()) << "record " << bad << " byte " << f.at;
+      EXPECT_THAT(std::string(n.status().message()),
+                  HasSubstr(absl::StrCat("record ", bad, " at byte ", bad * rec, ": ", f.reason)))
+          << "byte " << f.at;
+    }
+  }
+}
+
+TEST(CheckRecords, AZeroHeaderAmongRecordsOfOneLengthIsRefused) {
+  const std::string p(64, 'q');
+  const size_t rec = padded_size(64);
+  std::string batch;
+  for (int i = 0; i < 8; ++i) {
+    const std::vector<std::byte> r = ringlog_test::encode(ringlog_test::header_for(i, 1, p), p);
+    batch.append(reinterpret_cast<const char*>(r.data()), r.size());
+  }
+  // Record 5 becomes a zero header with a zero payload of the same length.
+  std::fill(batch.begin() + 5 * rec, batch.begin() + 6 * rec, '\0');
+  absl::StatusOr<size_t> n = check_records(as_bytes(batch));
+  ASSERT_FALSE(n.ok());
+  EXPECT_THAT(std::string(n.status().message()), HasSubstr("record 5 at byte"));
+}
+
 TEST(CheckRecords, ATruncatedRecordSaysHowMuchIsMissing) {
   const std::string p(40, 'y');
   const std::vector<std::byte> r = ringlog_test::encode(ringlog_test::header_for(1, 1, p), p);

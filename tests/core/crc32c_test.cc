@@ -96,6 +96,19 @@ TEST(Crc32c, HardwareAndPortableAgreeAtEveryAlignmentAndLength) {
   }
 }
 
+TEST(Crc32c, FourAtOnceEqualsOneAtATime) {
+  std::vector<uint8_t> buf(1200);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<uint8_t>(i * 131 + 7);
+  for (size_t n = 0; n <= 270; ++n) {
+    const void* data[4] = {buf.data(), buf.data() + 301, buf.data() + 605, buf.data() + 907};
+    uint32_t crc[4] = {0, 1, 0xDEADBEEF, 0xFFFFFFFF};
+    uint32_t want[4];
+    for (int i = 0; i < 4; ++i) want[i] = crc32c::extend(crc[i], data[i], n);
+    crc32c::extend4(crc, data, n);
+    for (int i = 0; i < 4; ++i) ASSERT_EQ(crc[i], want[i]) << "lane " << i << " length " << n;
+  }
+}
+
 // The ring's wrap marker and the log's end marker are 16 zero bytes: that only
 // works because no all-zero header can pass its checksum.
 TEST(Crc32c, AllZeroHeaderNeverVerifies) {

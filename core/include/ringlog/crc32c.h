@@ -19,6 +19,12 @@ uint32_t extend(uint32_t crc, const void* data, size_t n) noexcept;
 
 inline uint32_t value(const void* data, size_t n) noexcept { return extend(0, data, n); }
 
+// Four extends at once: crc[i] = extend(crc[i], data[i], n) for i < 4. The
+// instruction's latency, not its throughput, bounds one checksum; four
+// independent ones overlap, so checking four small records costs little
+// more than checking one (record checks on replication and recovery).
+void extend4(uint32_t crc[4], const void* const data[4], size_t n) noexcept;
+
 // True when extend() runs on the hardware instruction.
 bool hardware_accelerated() noexcept;
 
