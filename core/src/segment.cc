@@ -418,18 +418,30 @@ RecordBatch Segment::records_from(uint64_t rel, uint64_t limit_rel,
                                   size_t max_bytes) const noexcept {
   const uint64_t limit = std::min(limit_rel, size());
   if (rel >= limit) return {};
-  const std::byte* start = records() + rel;
-  const uint64_t avail = limit - rel;
-  size_t bytes = 0;
+  uint64_t p = rel;
   size_t count = 0;
-  while (bytes < avail) {
-    const size_t rs = header_at(start + bytes)->padded_size();
-    if (bytes + rs > avail) break;  // not published yet
-    if (bytes + rs > max_bytes && count > 0) break;
-    bytes += rs;
+  // The sparse index names a record boundary, with its seq, at most one
+  // index interval before any point: jump to the last one before where the
+  // batch must end, so that only the records near the batch's two ends are
+  // walked and not every header of a megabyte batch.
+  const uint64_t target = rel + std::min<uint64_t>(max_bytes, limit - rel);
+  const IndexEntry* e = entry_before_rel(target);
+  const IndexEntry* b = entry_before_rel(rel);
+  if (e != nullptr && b != nullptr && e->rel > rel) {
+    uint64_t bp = b->rel;
+    uint64_t seq_delta = b->seq_delta;
+    for (; bp < rel; bp += header_at(records() + bp)->padded_size()) ++seq_delta;
+    p = e->rel;
+    count = e->seq_delta - seq_delta;
+  }
+  while (p < limit) {
+    const size_t rs = header_at(records() + p)->padded_size();
+    if (p + rs > limit) break;                      // not published yet
+    if (p + rs - rel > max_bytes && p > rel) break;  // full (but never empty)
+    p += rs;
     ++count;
   }
-  return RecordBatch{ByteSpan{start, bytes}, count};
+  return RecordBatch{ByteSpan{records() + rel, p - rel}, count};
 }
 
 absl::Status Segment::truncate(uint64_t rel) {

@@ -1068,36 +1068,50 @@ TEST_F(SegmentedLogTest, ReaderSeesEventsAppendedLater) {
   EXPECT_EQ(ev->timestamp(), ts_[5]);
 }
 
+// Slices smaller and larger than the index interval (1 KiB here): a slice
+// ends where the sparse index says, and its count must still be exact.
 TEST_F(SegmentedLogTest, ReaderNextSliceFollowsTheLogAcrossSegments) {
   auto log = open();
   append_segments(*log, 4);
   const std::vector<SegmentInfo> segs = log->segments();
-  LogReader reader(*log, LogPosition{0, 0});
-  LogPosition expect{0, 0};
-  while (std::optional<LogSlice> s = reader.next_slice(log->end().offset, 3000)) {
-    ASSERT_EQ(s->position, expect);
-    ASSERT_FALSE(s->records.empty());
-    ASSERT_LE(s->records.bytes.size(), 3000u);
-    const bool at_base = std::any_of(segs.begin(), segs.end(), [&](const SegmentInfo& i) {
-      return i.base_offset == expect.offset;
-    });
-    EXPECT_EQ(s->starts_segment, at_base) << expect.offset;
-    ASSERT_NE(s->segment_header, nullptr);
-    EXPECT_LE(s->segment_header->base_offset, expect.offset);
-    // Every record in the slice is valid and is the next event.
-    size_t off = 0;
-    for (size_t i = 0; i < s->records.count; ++i) {
-      EventView v;
-      ASSERT_EQ(check_record(s->records.bytes.data() + off, s->records.bytes.size() - off, &v),
-                RecordStatus::kOk);
-      ASSERT_EQ(v.timestamp(), ts_[expect.seq + i]);
-      off += v.header->padded_size();
+  for (const size_t max : {size_t{700}, size_t{3000}, size_t{50000}, size_t{1} << 20}) {
+    SCOPED_TRACE(max);
+    LogReader reader(*log, LogPosition{0, 0});
+    LogPosition expect{0, 0};
+    while (std::optional<LogSlice> s = reader.next_slice(log->end().offset, max)) {
+      ASSERT_EQ(s->position, expect);
+      ASSERT_FALSE(s->records.empty());
+      ASSERT_LE(s->records.bytes.size(), max);
+      const bool at_base = std::any_of(segs.begin(), segs.end(), [&](const SegmentInfo& i) {
+        return i.base_offset == expect.offset;
+      });
+      EXPECT_EQ(s->starts_segment, at_base) << expect.offset;
+      ASSERT_NE(s->segment_header, nullptr);
+      EXPECT_LE(s->segment_header->base_offset, expect.offset);
+      // Every record in the slice is valid and is the next event.
+      size_t off = 0;
+      for (size_t i = 0; i < s->records.count; ++i) {
+        EventView v;
+        ASSERT_EQ(check_record(s->records.bytes.data() + off, s->records.bytes.size() - off, &v),
+                  RecordStatus::kOk);
+        ASSERT_EQ(v.timestamp(), ts_[expect.seq + i]);
+        off += v.header->padded_size();
+      }
+      ASSERT_EQ(off, s->records.bytes.size());
+      // A slice stops short only where the next record would not fit.
+      const uint64_t next = expect.offset + off;
+      const bool segment_ends = std::any_of(segs.begin(), segs.end(), [&](const SegmentInfo& i) {
+        return i.base_offset == next;
+      });
+      if (next < log->end().offset && !segment_ends) {
+        const size_t k = expect.seq + s->records.count;
+        EXPECT_GT(off + padded_size(len_of(k)), max) << "at offset " << next;
+      }
+      expect = LogPosition{next, expect.seq + s->records.count};
     }
-    ASSERT_EQ(off, s->records.bytes.size());
-    expect = LogPosition{expect.offset + off, expect.seq + s->records.count};
+    EXPECT_EQ(expect, log->end());
+    EXPECT_EQ(reader.position(), log->end());
   }
-  EXPECT_EQ(expect, log->end());
-  EXPECT_EQ(reader.position(), log->end());
 }
 
 TEST_F(SegmentedLogTest, ReaderNextSliceNeverSpansTwoSegments) {
