@@ -304,5 +304,40 @@ TEST_F(IntegrationBadReplay, EventTypeOver255IsInvalidArgument) {
   expect_refused(req, grpc::StatusCode::INVALID_ARGUMENT, "event type 256 is out of range 0-255");
 }
 
+// ---- Replication.Follow, served raw ----
+
+class IntegrationBadFollow : public NodeTest {
+ protected:
+  void SetUp() override {
+    client_ = connect(start_node());
+    append_numbered(*client_, 0, 0, 10);
+    end_seq_ = status(*client_).next_seq();
+  }
+  // Follows with `request` (serialized) as the first message and checks the
+  // code and message, that no chunk was sent, and that the log is intact.
+  void expect_refused(const std::string& request, grpc::StatusCode code, const std::string& part) {
+    const GenericResult r =
+        generic_call(client_->channel(), "/ringlog.v1.Replication/Follow", request);
+    EXPECT_EQ(r.status.error_code(), code) << r.status.error_message();
+    EXPECT_NE(r.status.error_message().find(part), std::string::npos)
+        << "\"" << r.status.error_message() << "\" does not say \"" << part << "\"";
+    EXPECT_TRUE(r.responses.empty());
+    EXPECT_EQ(status(*client_).next_seq(), end_seq_);
+    EXPECT_TRUE(status(*client_).replicas().empty());
+  }
+  std::unique_ptr<Client> client_;
+  uint64_t end_seq_ = 0;
+};
+
+TEST_F(IntegrationBadFollow, BytesThatAreNoFollowRequestAreInvalidArgument) {
+  expect_refused("\xff\xff\xff\xff", grpc::StatusCode::INVALID_ARGUMENT,
+                 "malformed FollowRequest");
+}
+
+TEST_F(IntegrationBadFollow, AnAckBeforeTheHelloIsInvalidArgument) {
+  expect_refused(bytes_field(2, ""), grpc::StatusCode::INVALID_ARGUMENT,
+                 "the first message must be a hello");
+}
+
 }  // namespace
 }  // namespace ringlog::testing

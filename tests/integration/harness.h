@@ -76,6 +76,22 @@ void add_test_records(std::string* out, uint64_t stream, uint64_t first, uint64_
 // One record with any header fields and payload, checksum computed.
 std::string make_record(uint64_t timestamp, uint8_t type, std::string_view payload);
 
+// ---- Calls without a generated stub ----
+
+struct GenericResult {
+  grpc::Status status;
+  std::vector<std::string> responses;  // serialized messages
+};
+
+// Calls `method` (e.g. "/grpc.health.v1.Health/Check") with `request`, a
+// serialized message, half-closes, and reads every response. Works for
+// unary and streaming methods alike: on the wire they are the same.
+GenericResult generic_call(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                           const std::string& request);
+
+// A length-delimited protobuf field (values under 128 bytes).
+std::string bytes_field(int number, const std::string& value);
+
 // ---- Replay ----
 
 struct ReplayedEvent {
