@@ -98,7 +98,10 @@ int main(int argc, char** argv) {
   // Replay what was appended.
   ringlog::ReplayOptions ro;
   ro.from_seq = first_seq;
-  ro.limit = events;
+  // A node of our own holds just these events: the replay ends at its commit
+  // offset, unlimited (whole runs of records, sent from the mapping). An
+  // existing node may hold more, so stop after ours (records picked one by one).
+  if (!absl::GetFlag(FLAGS_node).empty()) ro.limit = events;
   ro.max_batch_bytes = absl::GetFlag(FLAGS_replay_batch_bytes);
   const auto t1 = std::chrono::steady_clock::now();
   auto replayer = (*client)->replay(ro);

@@ -25,8 +25,8 @@
 #     replica has acknowledged it, Redis's nearest to min_replica_acks=1),
 #     timed end to end, after 100 warm-up rounds: p50/p99/p99.9/max.
 #
-# The timed writers of 2 and 3 send RESP over a plain socket: a Python
-# client's per-command cost would otherwise be what is measured.
+# The clients of 2 and 3 speak RESP over a plain socket: a Python client
+# library's per-entry cost would otherwise be what is measured.
 # Prints one JSON line per figure.
 import argparse
 import collections
@@ -34,6 +34,7 @@ import contextlib
 import json
 import multiprocessing
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -126,7 +127,8 @@ def redis_pair():
     primary_port, replica_port = free_ports(2)
     dirs, procs = [], []
     try:
-        for port, extra in ((primary_port, []),
+        # The replica's initial (empty) sync starts at once instead of after 5 s.
+        for port, extra in ((primary_port, ["--repl-diskless-sync-delay", "0"]),
                             (replica_port, ["--replicaof", LOOPBACK, str(primary_port)])):
             dirs.append(tempfile.mkdtemp(prefix="redis-compare-"))
             procs.append(start_server(port, dirs[-1], extra))
@@ -155,25 +157,47 @@ def connect_raw(port):
     return sock
 
 
+def command(*args):
+    """One command in RESP, the protocol's encoding."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
 def xadd_command(value):
-    return b"*5\r\n$4\r\nXADD\r\n$1\r\n%s\r\n$1\r\n*\r\n$1\r\n%s\r\n$%d\r\n%s\r\n" % (
-        STREAM, FIELD, len(value), value)
+    return command(b"XADD", STREAM, b"*", FIELD, value)
+
+
+def receive_lines(sock, lines):
+    """Receives replies until they hold `lines` more lines (one request at a time is in flight,
+    so nothing after them arrives)."""
+    chunks = []
+    while lines > 0:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("redis closed the connection")
+        chunks.append(chunk)
+        lines -= chunk.count(b"\n")
+    return b"".join(chunks)
 
 
 def exchange(sock, request, lines):
-    """Sends `request` and returns the replies to it, which end after `lines` newlines.
+    """Sends `request` and returns the replies to it, `lines` lines in all.
 
     An XADD reply is "$<len>\\r\\n<id>\\r\\n": two lines.
     """
     sock.sendall(request)
-    chunks, seen = [], 0
-    while seen < lines:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("redis closed the connection")
-        chunks.append(chunk)
-        seen += chunk.count(b"\n")
-    return b"".join(chunks)
+    return receive_lines(sock, lines)
+
+
+def xread_after(sock, last_id):
+    """XREAD BLOCK 0 on the stream from after `last_id`; returns the entries' ids and values.
+
+    The reply is "*1 *2 $1 s *<k>" (five lines), then per entry
+    "*2 $<len> <id> *2 $1 p $<len> <value>" (eight lines, as each entry has one field).
+    """
+    head = exchange(sock, command(b"XREAD", b"BLOCK", b"0", b"STREAMS", STREAM, last_id), 5)
+    k = int(head.split(b"\r\n")[4][1:])
+    lines = (head + receive_lines(sock, 5 + 8 * k - head.count(b"\n"))).split(b"\r\n")
+    return lines[7::8], lines[12::8]
 
 
 def latency_fields(samples_ns):
@@ -214,14 +238,15 @@ def replica_catchup(args):
 
 def follow_replica(port, total, ready, results):
     """Reads `total` entries from the replica, sending back now minus each entry's timestamp."""
-    client = redis.Redis(host=LOOPBACK, port=port)
     last, lags = b"0-0", []
-    ready.set()
-    while len(lags) < total:
-        entries = client.xread({STREAM: last}, block=0)[0][1]
-        now = time.time_ns()
-        lags.extend(now - int(fields[FIELD]) for _, fields in entries)
-        last = entries[-1][0]
+    with connect_raw(port) as sock:
+        sock.settimeout(None)  # XREAD BLOCK 0 waits as long as the writer takes
+        ready.set()
+        while len(lags) < total:
+            ids, values = xread_after(sock, last)
+            now = time.time_ns()
+            lags.extend(now - int(v) for v in values)
+            last = ids[-1]
     results.send(lags)
 
 
@@ -264,7 +289,7 @@ def replication_lag(args):
 
 
 def commit_latency(args):
-    request = xadd_command(b"x" * args.payload) + b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n"
+    request = xadd_command(b"x" * args.payload) + command(b"WAIT", b"1", b"0")
     samples = []
     with redis_pair() as pair, connect_raw(pair.primary_port) as sock:
         for i in range(WARMUP + args.commits):
@@ -281,6 +306,8 @@ def commit_latency(args):
 def main():
     args = parse_args()
     check_prerequisites()
+    # Stopped with SIGTERM, still stop the servers and remove their directories.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     replica_catchup(args)
     replication_lag(args)
     commit_latency(args)

@@ -108,6 +108,7 @@ void FollowReactor::write_locked(v1::FollowResponse& resp, const LogSlice* slice
   resp.set_commit_offset(commit);
   resp.set_primary_durable_offset(node_->log().durable_offset());
   if (slice == nullptr) {
+    resp_buf_.Clear();  // Serialize wants an empty buffer; gRPC may not have emptied it
     bool own;
     (void)grpc::SerializationTraits<v1::FollowResponse>::Serialize(resp, &resp_buf_, &own);
   } else {
@@ -123,7 +124,7 @@ void FollowReactor::write_locked(v1::FollowResponse& resp, const LogSlice* slice
                         chunk.size() + records_header.size() + n);
     head += chunk;
     head += records_header;
-    resp_buf_ = head_and_mapped_records(head, *slice);
+    resp_buf_ = head_and_mapped(head, {MappedRun{slice->segment, slice->records.bytes}});
   }
   sent_commit_ = commit;
   last_write_ = absl::Now();

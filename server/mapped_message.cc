@@ -15,17 +15,19 @@ void append_field_header(std::string* out, int field, uint64_t length) {
   c.WriteVarint64(length);
 }
 
-grpc::ByteBuffer head_and_mapped_records(const std::string& head, const LogSlice& slice) {
-  const ByteSpan records = slice.records.bytes;
-  // The slice's user data: a reference to the segment, dropped by whichever
-  // gRPC thread releases the slice last.
-  auto* keep = new std::shared_ptr<const Segment>(slice.segment);
-  const grpc::Slice parts[2] = {
-      grpc::Slice(head),
-      grpc::Slice(const_cast<std::byte*>(records.data()), records.size(),
-                  [](void* p) { delete static_cast<std::shared_ptr<const Segment>*>(p); }, keep),
-  };
-  return grpc::ByteBuffer(parts, records.empty() ? 1 : 2);
+grpc::ByteBuffer head_and_mapped(const std::string& head, const std::vector<MappedRun>& runs) {
+  std::vector<grpc::Slice> parts;
+  parts.reserve(1 + runs.size());
+  parts.emplace_back(head);
+  for (const MappedRun& r : runs) {
+    if (r.bytes.empty()) continue;
+    // The slice's user data: a reference to the segment, dropped by
+    // whichever gRPC thread releases the slice last.
+    parts.emplace_back(const_cast<std::byte*>(r.bytes.data()), r.bytes.size(),
+                       [](void* p) { delete static_cast<std::shared_ptr<const Segment>*>(p); },
+                       new std::shared_ptr<const Segment>(r.segment));
+  }
+  return grpc::ByteBuffer(parts.data(), parts.size());
 }
 
 }  // namespace ringlog

@@ -26,10 +26,20 @@ absl::StatusOr<LogPosition> ReplayReactor::resolve(Node* node, const v1::ReplayR
   return log.start();
 }
 
-ReplayReactor::ReplayReactor(Node* node, const v1::ReplayRequest* request) : node_(node) {
+ReplayReactor::ReplayReactor(Node* node, const grpc::ByteBuffer* request) : node_(node) {
   node_->replay_streams.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard l(mu_);
-  for (uint32_t t : request->event_types()) {
+  v1::ReplayRequest r;
+  grpc::ByteBuffer copy = *request;  // Deserialize consumes its buffer
+  if (!grpc::SerializationTraits<v1::ReplayRequest>::Deserialize(&copy, &r).ok()) {
+    finish_locked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed ReplayRequest"));
+    return;
+  }
+  start_locked(r);
+}
+
+void ReplayReactor::start_locked(const v1::ReplayRequest& request) {
+  for (uint32_t t : request.event_types()) {
     if (t > 255) {
       finish_locked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  absl::StrFormat("event type %d is out of range 0-255", t)));
@@ -38,19 +48,57 @@ ReplayReactor::ReplayReactor(Node* node, const v1::ReplayRequest* request) : nod
     types_.set(t);
     filtered_ = true;
   }
-  remaining_ = request->limit() == 0 ? UINT64_MAX : request->limit();
-  follow_ = request->follow();
-  include_control_ = request->include_control();
-  if (request->max_batch_bytes() != 0) {
-    max_bytes_ = std::clamp<size_t>(request->max_batch_bytes(), kMaxRecordSize, kMaxBatchBytes);
+  remaining_ = request.limit() == 0 ? UINT64_MAX : request.limit();
+  follow_ = request.follow();
+  include_control_ = request.include_control();
+  if (request.max_batch_bytes() != 0) {
+    max_bytes_ = std::clamp<size_t>(request.max_batch_bytes(), kMaxRecordSize, kMaxBatchBytes);
   }
-  absl::StatusOr<LogPosition> start = resolve(node_, *request);
+  absl::StatusOr<LogPosition> start = resolve(node_, request);
   if (!start.ok()) {
     finish_locked(to_grpc(start.status()));
     return;
   }
   reader_.emplace(node_->log(), *start);
   next_locked();
+}
+
+void ReplayReactor::add_event(const EventView& ev, uint64_t seq, bool* first) {
+  if (*first) resp_.set_first_seq(seq);
+  *first = false;
+  if (filtered_) resp_.add_seqs(seq);
+  const ByteSpan rec = ev.record();
+  resp_.mutable_records()->append(reinterpret_cast<const char*>(rec.data()), rec.size());
+}
+
+void ReplayReactor::add_slice(const LogSlice& s, bool* first) {
+  // Runs of records between control records, which are cut out and their
+  // seqs listed.
+  const std::byte* base = s.records.bytes.data();
+  const size_t n = s.records.bytes.size();
+  size_t run = 0;                     // the run of records being gathered
+  uint64_t run_seq = s.position.seq;  // the seq of its first record
+  uint64_t seq = s.position.seq;
+  auto flush = [&](size_t end) {
+    if (end == run) return;
+    if (*first) resp_.set_first_seq(run_seq);
+    *first = false;
+    runs_.push_back(MappedRun{s.segment, ByteSpan(base + run, end - run)});
+    run_bytes_ += end - run;
+  };
+  for (size_t pos = 0; pos < n; ++seq) {
+    const EventHeader* h = header_at(base + pos);
+    const size_t size = h->padded_size();
+    if (!include_control_ && is_control(*h)) {
+      flush(pos);
+      // Before the first record sent, first_seq already skips it.
+      if (!*first) resp_.add_skipped_seqs(seq);
+      run = pos + size;
+      run_seq = seq + 1;
+    }
+    pos += size;
+  }
+  flush(n);
 }
 
 void ReplayReactor::next_locked() {
@@ -60,14 +108,16 @@ void ReplayReactor::next_locked() {
     return;
   }
   resp_.Clear();
-  std::string* out = resp_.mutable_records();
+  runs_.clear();
+  run_bytes_ = 0;
   const uint64_t limit = node_->commit().offset;
   const LogPosition from = reader_->position();
   bool first = true;
   // Look at no more than this much log per response, so a filter that
   // matches little does not hold this thread for long.
   const uint64_t scan_budget = 8 * max_bytes_;
-  while (out->size() < max_bytes_ && remaining_ > 0 &&
+  auto bytes = [&] { return resp_.records().size() + run_bytes_; };
+  while (bytes() < max_bytes_ && remaining_ > 0 &&
          reader_->position().offset - from.offset < scan_budget) {
     if (filtered_ || remaining_ != UINT64_MAX) {
       // Event by event: filter and count.
@@ -79,50 +129,21 @@ void ReplayReactor::next_locked() {
         continue;
       }
       if (filtered_ && !types_.test(ev->event_type())) continue;
-      const ByteSpan rec = ev->record();
-      if (first) resp_.set_first_seq(seq);
-      first = false;
-      if (filtered_) resp_.add_seqs(seq);
-      out->append(reinterpret_cast<const char*>(rec.data()), rec.size());
+      add_event(*ev, seq, &first);
       --remaining_;
     } else {
-      // Whole runs of records, one copy each; control records are cut out
-      // and their seqs listed.
-      std::optional<LogSlice> s = reader_->next_slice(limit, max_bytes_ - out->size());
+      std::optional<LogSlice> s = reader_->next_slice(limit, max_bytes_ - bytes());
       if (!s) break;
-      const std::byte* base = s->records.bytes.data();
-      const size_t n = s->records.bytes.size();
-      size_t run = 0;                        // the run of records being gathered
-      uint64_t run_seq = s->position.seq;    // the seq of its first record
-      uint64_t seq = s->position.seq;
-      auto flush = [&](size_t end) {
-        if (end == run) return;
-        if (first) resp_.set_first_seq(run_seq);
-        first = false;
-        out->append(reinterpret_cast<const char*>(base + run), end - run);
-      };
-      for (size_t pos = 0; pos < n; ++seq) {
-        const EventHeader* h = header_at(base + pos);
-        const size_t size = h->padded_size();
-        if (!include_control_ && is_control(*h)) {
-          flush(pos);
-          // Before the first record sent, first_seq already skips it.
-          if (!first) resp_.add_skipped_seqs(seq);
-          run = pos + size;
-          run_seq = seq + 1;
-        }
-        pos += size;
-      }
-      flush(n);
+      add_slice(*s, &first);
     }
   }
   const LogPosition next = reader_->position();
-  if (!out->empty() || next.offset != from.offset) {
+  if (bytes() != 0 || next.offset != from.offset) {
     resp_.set_next_seq(next.seq);
     resp_.set_next_offset(next.offset);
     resp_.set_commit_offset(limit);
     resp_.set_epoch(node_->epoch());
-    StartWrite(&resp_);
+    write_locked();
     return;
   }
   if (!reader_->status().ok()) {
@@ -139,6 +160,20 @@ void ReplayReactor::next_locked() {
         grpc::StatusCode::UNAVAILABLE,
         absl::StrFormat("the node is shutting down; resume from seq %d", next.seq)));
   }
+}
+
+void ReplayReactor::write_locked() {
+  if (runs_.empty()) {
+    buf_.Clear();  // Serialize wants an empty buffer; gRPC may not have emptied it
+    bool own;
+    (void)grpc::SerializationTraits<v1::ReplayResponse>::Serialize(resp_, &buf_, &own);
+  } else {
+    // resp_ has no records: they follow as its field 1, from the mapping.
+    std::string head = resp_.SerializeAsString();
+    append_field_header(&head, v1::ReplayResponse::kRecordsFieldNumber, run_bytes_);
+    buf_ = head_and_mapped(head, runs_);
+  }
+  StartWrite(&buf_);
 }
 
 void ReplayReactor::resume() {

@@ -12,8 +12,8 @@ grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>* EventLogService:
   return new AppendReactor(node_);
 }
 
-grpc::ServerWriteReactor<v1::ReplayResponse>* EventLogService::Replay(
-    grpc::CallbackServerContext*, const v1::ReplayRequest* req) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* EventLogService::Replay(
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* req) {
   return new ReplayReactor(node_, req);
 }
 

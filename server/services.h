@@ -7,13 +7,16 @@
 
 namespace ringlog {
 
-class EventLogService final : public v1::EventLog::CallbackService {
+// Replay is served raw: its responses point into the log's mapping.
+class EventLogService final
+    : public v1::EventLog::WithRawCallbackMethod_Replay<
+          v1::EventLog::WithCallbackMethod_Append<v1::EventLog::Service>> {
  public:
   explicit EventLogService(Node* node) : node_(node) {}
   grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>* Append(
       grpc::CallbackServerContext* ctx) override;
-  grpc::ServerWriteReactor<v1::ReplayResponse>* Replay(grpc::CallbackServerContext* ctx,
-                                                       const v1::ReplayRequest* req) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Replay(grpc::CallbackServerContext* ctx,
+                                                     const grpc::ByteBuffer* req) override;
 
  private:
   Node* node_;

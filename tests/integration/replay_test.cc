@@ -117,6 +117,52 @@ TEST_F(IntegrationReplay, WithoutFollowEndsWhileAppendsContinue) {
   EXPECT_LE(events, appended.load());
 }
 
+// Responses after the first, whichever way they are built (runs of the
+// mapping, or records copied one by one when there is a limit), and one
+// holding nothing but a control record left out (here: the producer mark
+// after a batch that filled the response before it).
+TEST_F(IntegrationReplay, EveryResponseAfterTheFirstIsSentWhateverItHolds) {
+  std::unique_ptr<Client> client = connect(start_node());
+  // One batch of just over kMaxRecordSize bytes (the smallest response
+  // limit), which the node follows with a producer mark.
+  constexpr uint64_t kEvents = kMaxRecordSize / kTestRecordBytes + 1;
+  v1::AppendRequest req;
+  req.set_batch_id(1);
+  req.set_producer_id("p");
+  req.set_producer_seq(1);
+  add_test_records(req.mutable_records(), 0, 0, kEvents);
+  RawAppendStream append(client->channel());
+  ASSERT_TRUE(append.send(req));
+  ASSERT_TRUE(append.wait_acks(1));
+
+  v1::ReplayRequest rr;
+  rr.set_from_start(true);
+  rr.set_max_batch_bytes(static_cast<uint32_t>(kEvents * kTestRecordBytes));
+  RawReplay raw = raw_replay(client->channel(), rr);
+  ASSERT_TRUE(raw.status.ok()) << raw.status.error_message();
+  ASSERT_EQ(raw.responses.size(), 2u);
+  EXPECT_EQ(raw.responses[0].records().size(), kEvents * kTestRecordBytes);
+  EXPECT_EQ(raw.responses[0].next_seq(), kEvents);
+  EXPECT_TRUE(raw.responses[1].records().empty());
+  EXPECT_EQ(raw.responses[1].next_seq(), kEvents + 1) << "the mark is looked at";
+
+  // With a limit, over two such batches: responses of copied records.
+  req.set_batch_id(2);
+  req.set_producer_seq(2);
+  req.clear_records();
+  add_test_records(req.mutable_records(), 0, kEvents, kEvents);
+  ASSERT_TRUE(append.send(req));
+  ASSERT_TRUE(append.wait_acks(2));
+  EXPECT_TRUE(append.finish().ok());
+  rr.set_limit(2 * kEvents);
+  raw = raw_replay(client->channel(), rr);
+  ASSERT_TRUE(raw.status.ok()) << raw.status.error_message();
+  uint64_t events = 0;
+  for (const v1::ReplayResponse& r : raw.responses) events += r.records().size() / kTestRecordBytes;
+  EXPECT_GE(raw.responses.size(), 2u);
+  EXPECT_EQ(events, 2 * kEvents);
+}
+
 // ---- Filters and limits, over 3,000 events of types 1, 2, 3 in turn ----
 
 class IntegrationReplayFilters : public NodeTest {
