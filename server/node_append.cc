@@ -144,10 +144,13 @@ void Node::on_append(const AppendedChunk& c) {
 }
 
 void Node::on_durable(LogPosition durable) {
-  // Storage thread.
+  // Storage thread. The commit offset moves first: a replica's sender woken
+  // by the durable offset then ships the new records with the commit offset
+  // that covers them (with min_replica_acks = 0), and the replica can serve
+  // them at once instead of after a heartbeat.
   durable_.store(durable);
-  durable_notifier_.advance(durable);
   update_commit();
+  durable_notifier_.advance(durable);
 }
 
 void Node::update_commit() {
