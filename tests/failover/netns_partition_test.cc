@@ -38,6 +38,12 @@ class NetnsLab {
       *why = "not root";
       return false;
     }
+    if (bridged_traffic_dropped()) {
+      *why = "bridged traffic goes through iptables (net.bridge.bridge-nf-call-iptables=1) and "
+             "the FORWARD policy drops it, as a Docker daemon leaves a host: the lab's bridge "
+             "would carry nothing";
+      return false;
+    }
     const CommandResult probe = ip({"netns", "add", ns(0)});
     created_ns_ = probe.exit_code == 0 ? 1 : 0;
     if (probe.exit_code != 0) {
@@ -89,6 +95,13 @@ class NetnsLab {
   }
 
  private:
+  static bool bridged_traffic_dropped() {
+    std::ifstream f("/proc/sys/net/bridge/bridge-nf-call-iptables");
+    std::string on;
+    if (!(f >> on) || on != "1") return false;
+    const CommandResult r = run_command({"iptables", "-S", "FORWARD"}, absl::Seconds(10));
+    return r.exit_code == 0 && r.out.find("-P FORWARD DROP") != std::string::npos;
+  }
   static std::string letter(size_t i) { return std::string(1, static_cast<char>('a' + i)); }
   std::string bridge() const { return absl::StrCat("rlfb", tag_); }
   std::string root_side(size_t i) const { return absl::StrCat("rlfv", tag_, letter(i)); }
@@ -157,8 +170,8 @@ uint64_t json_number(const std::string& json, const std::string& field) {
 TEST_F(FailoverNetns, PartitionedPrimaryCannotAcknowledge) {
   std::string why;
   if (!lab_.setup(&why)) {
-    GTEST_SKIP() << "network namespaces are not available here (" << why
-                 << "); the partition test needs root and `ip netns`";
+    GTEST_SKIP() << "the network-namespace lab cannot run here (" << why
+                 << "); the partition test needs root, `ip netns` and a bridge that forwards";
   }
   const std::vector<std::string> names = {"A", "B", "C"};
   for (size_t i = 0; i < names.size(); ++i) place(names[i], lab_.address(i), wrapper(lab_.ns(i)));
