@@ -20,20 +20,17 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "common/test_support.h"
 #include "ringlog/grpc_status.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
 namespace ringlog::failover_test {
-namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test_support::read_file;
+
+namespace {
 
 std::chrono::system_clock::time_point deadline_after(absl::Duration d) {
   return std::chrono::system_clock::now() + absl::ToChronoNanoseconds(d);
@@ -42,12 +39,7 @@ std::chrono::system_clock::time_point deadline_after(absl::Duration d) {
 }  // namespace
 
 bool wait_until(const std::function<bool()>& pred, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (absl::Now() >= deadline) return pred();
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval
-  }
+  return test_support::poll_until(pred, timeout);
 }
 
 int pick_free_port() {
@@ -292,18 +284,7 @@ FailoverTest::~FailoverTest() {
 
 void FailoverTest::TearDown() {
   if (!HasFailure() && getenv("FO_SHOW_LOGS") == nullptr) return;
-  // Each node's last lines, to diagnose the failure.
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
-    const std::string path = e.path().string();
-    if (!path.ends_with(".log")) continue;
-    const std::string text = read_file(path);
-    size_t from = text.size();
-    for (int lines = 0; from > 0 && lines < 40; --from) {
-      if (text[from - 1] == '\n') ++lines;
-    }
-    std::fprintf(stderr, "---- %s (last lines) ----\n%s\n", path.c_str(), text.c_str() + from);
-  }
+  test_support::print_log_tails(dir_, 40);  // each node's last lines, to diagnose the failure
 }
 
 const std::string& FailoverTest::reserve(const std::string& name) {

@@ -16,20 +16,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/test_support.h"
 #include "grpcpp/generic/generic_stub.h"
 
 namespace ringlog::testing {
 
+using test_support::read_file;
+
 bool wait_until(const std::function<bool()>& pred, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::Duration pause = absl::Milliseconds(1);
-  for (;;) {
-    if (pred()) return true;
-    if (absl::Now() >= deadline) return pred();
-    // A pause between polls, not a wait for something to happen.
-    absl::SleepFor(pause);
-    pause = std::min(pause * 2, absl::Milliseconds(20));
-  }
+  return test_support::poll_until(pred, timeout);
 }
 
 TempDir::TempDir() {
@@ -226,17 +221,6 @@ size_t RawAppendStream::sent() const {
 }
 
 // ---- Processes ----
-
-namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& input,
                           const std::string& work_dir, absl::Duration timeout) {

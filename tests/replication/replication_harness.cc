@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
+#include "common/test_support.h"
 #include "ringlog/grpc_status.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -22,14 +23,10 @@
 #include "ringlog/storage.h"
 
 namespace ringlog::testing {
-namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test_support::read_file;
+
+namespace {
 
 // The used part of a segment file: the header and the valid records. For a
 // sealed segment it is what the header says, which the records must match.
@@ -70,12 +67,7 @@ UsedRange used_range(const std::string& file) {
 }  // namespace
 
 bool wait_until(const std::function<bool()>& pred, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  for (;;) {
-    if (pred()) return true;
-    if (absl::Now() >= deadline) return pred();
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval
-  }
+  return test_support::poll_until(pred, timeout);
 }
 
 std::string event_payload(uint64_t i) {
@@ -173,18 +165,7 @@ ReplicationTest::~ReplicationTest() {
 
 void ReplicationTest::TearDown() {
   if (!HasFailure()) return;
-  // Each node's last lines, to diagnose the failure.
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
-    const std::string path = e.path().string();
-    if (!path.ends_with(".log")) continue;
-    const std::string text = read_file(path);
-    size_t from = text.size();
-    for (int lines = 0; from > 0 && lines < 30; --from) {
-      if (text[from - 1] == '\n') ++lines;
-    }
-    std::fprintf(stderr, "---- %s (last lines) ----\n%s\n", path.c_str(), text.c_str() + from);
-  }
+  test_support::print_log_tails(dir_, 30);  // each node's last lines, to diagnose the failure
 }
 
 tools::NodeProcess& ReplicationTest::start(const std::string& name, std::vector<std::string> args) {
