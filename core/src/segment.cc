@@ -426,8 +426,9 @@ RecordBatch Segment::records_from(uint64_t rel, uint64_t limit_rel,
   // walked and not every header of a megabyte batch.
   const uint64_t target = rel + std::min<uint64_t>(max_bytes, limit - rel);
   const IndexEntry* e = entry_before_rel(target);
-  const IndexEntry* b = entry_before_rel(rel);
-  if (e != nullptr && b != nullptr && e->rel > rel) {
+  // The boundary at or before rel gives rel's seq (only needed for a jump).
+  const IndexEntry* b = e != nullptr && e->rel > rel ? entry_before_rel(rel) : nullptr;
+  if (b != nullptr) {
     uint64_t bp = b->rel;
     uint64_t seq_delta = b->seq_delta;
     for (; bp < rel; bp += header_at(records() + bp)->padded_size()) ++seq_delta;
