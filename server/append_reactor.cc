@@ -7,7 +7,7 @@
 namespace ringlog {
 
 AppendReactor::AppendReactor(Node* node) : node_(node) {
-  node_->append_streams.fetch_add(1, std::memory_order_relaxed);
+  node_->stream_opened(StreamKind::kAppend);
   std::lock_guard l(mu_);
   if (node_->role() != Role::kPrimary) {
     error_ = absl::FailedPreconditionError(absl::StrFormat(
@@ -104,7 +104,7 @@ void AppendReactor::OnCancel() {
 }
 
 void AppendReactor::OnDone() {
-  node_->append_streams.fetch_sub(1, std::memory_order_relaxed);
+  node_->stream_closed(StreamKind::kAppend);
   bool destroy;
   {
     std::lock_guard l(mu_);

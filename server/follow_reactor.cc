@@ -84,7 +84,7 @@ void FollowReactor::on_hello(const v1::FollowHello& hello) {
   reader_.emplace(node_->log(), *from);
   sent_offset_ = from->offset;
   acked_offset_ = from->offset;
-  registry_id_ = node_->register_follower(this, replica_id_, peer_, hello.advertise(), *from);
+  registry_id_ = node_->add_replication_stream(this, replica_id_, peer_, hello.advertise(), *from);
   spdlog::info("replica {} ({}) follows from offset {} (its log ended at {})", replica_id_, peer_,
                from->offset, hello.log_end_offset());
   epoch_ = node_->epoch();
@@ -174,10 +174,10 @@ void FollowReactor::next_locked() {
   // Caught up: wait for new durable records or a new commit offset.
   parked_ = true;
   durable_token_ = node_->durable_notifier().wait_past(sent_offset_, [n = node_, id = registry_id_] {
-    n->resume_follower(id);
+    n->resume_replication_stream(id);
   });
   commit_token_ = node_->notifier().wait_past(sent_commit_, [n = node_, id = registry_id_] {
-    n->resume_follower(id);
+    n->resume_replication_stream(id);
   });
   if (!durable_token_ || !commit_token_) {
     finish_locked(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the primary is shutting down"));
@@ -230,7 +230,7 @@ void FollowReactor::OnCancel() {
 void FollowReactor::finish_locked(const grpc::Status& s) {
   if (finished_) return;
   finished_ = true;
-  // Waiters only reach us through the node's registry, which OnDone leaves.
+  // Waiters only reach us through the node's stream registry, which OnDone leaves.
   if (durable_token_) node_->durable_notifier().cancel(*durable_token_);
   if (commit_token_) node_->notifier().cancel(*commit_token_);
   Finish(s);
@@ -238,7 +238,7 @@ void FollowReactor::finish_locked(const grpc::Status& s) {
 
 void FollowReactor::OnDone() {
   if (registry_id_ != 0) {
-    node_->unregister_follower(registry_id_);
+    node_->remove_replication_stream(registry_id_);
     spdlog::info("replica {} ({}) disconnected", replica_id_, peer_);
   }
   delete this;

@@ -6,7 +6,7 @@
 // within one segment, with the segment's header when a chunk starts one. At
 // most the replica's window of bytes is sent ahead of its acks, so a slow
 // replica only slows itself. When caught up the reactor parks on the node's
-// durable and commit notifiers; the node's ticker makes it send a heartbeat
+// durable and commit notifiers; the registry's ticker makes it send a heartbeat
 // when nothing else was sent for a while.
 #pragma once
 
@@ -24,7 +24,8 @@ namespace ringlog {
 
 // The method is served raw (ByteBuffers) so that chunks can point into the
 // mapping; requests are parsed as FollowRequest.
-class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                            public ReplicationStream {
  public:
   static constexpr size_t kChunkBytes = size_t{1} << 20;
   static constexpr uint64_t kDefaultWindow = uint64_t{64} << 20;
@@ -36,9 +37,9 @@ class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   void OnCancel() override;
   void OnDone() override;
 
-  // From the node, with its follower registry locked (so never after OnDone).
-  void resume();
-  void tick(absl::Time now, absl::Duration heartbeat);
+  // From the node's stream registry, with it locked (so never after OnDone).
+  void resume() override;
+  void tick(absl::Time now, absl::Duration heartbeat) override;
 
  private:
   void on_hello(const v1::FollowHello& hello);

@@ -1,41 +1,54 @@
-// A ringlog node: its log, its role, the commit offset, and the append path.
+// A ringlog node: the front that ties its parts together. Each promise is
+// kept by one part; the node owns them, wires their callbacks and changes
+// roles.
+//
+//   append intake (append_intake.h)      batches into ring 0, matched to the
+//                                        log by ring position, acked in order
+//   producer table (producer_table.h)    idempotent appends, no batch twice
+//   commit tracking (commit_tracker.h)   durable and commit offsets, replica
+//                                        acks, waking waiters
+//   replication streams                  the primary's Follow streams and the
+//     (replication_streams.h)            heartbeat ticker
+//   divergence point (divergence.h)      where a replica must cut its log
+//   role files (node_files.h)            NODE_ID and ROLE across restarts
+//   admin queue (admin_queue.h)          role changes, one at a time
+//   roles (node_roles.cc)                promote, follow, step down, peer checks
 //
 // Append path (primary):
 //
 //   Append reactors --submit--> intake queue --intake thread--> ring 0 of the pipeline
 //        ^                                                         | storage thread
-//        |  acks (notifier thread) <-- commit <-- durable <--------+ on_append: seqs
+//        |  acks (notifier thread) <-- commit <-- durable <--------+ on_append
 //
-// Remote streams are serialized by the intake thread into the ring's one
-// producer, each batch whole. Rings 1.. belong to producers embedded in the
-// process (NodeOptions::embedded_rings), whose hot path stays lock-free.
+// Rings 1.. belong to producers embedded in the process
+// (NodeOptions::embedded_rings), whose hot path stays lock-free.
 #pragma once
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "commit_notifier.h"
+#include "admin_queue.h"
+#include "append_intake.h"
+#include "commit_tracker.h"
 #include "follower.h"
+#include "node_files.h"
+#include "producer_table.h"
+#include "replication_streams.h"
 #include "ringlog/epochs.h"
 #include "ringlog/pipeline.h"
 #include "ringlog/storage.h"
 #include "ringlog/v1/ringlog.pb.h"
 
 namespace ringlog {
-
-enum class Role { kPrimary, kReplica };
 
 struct NodeOptions {
   std::string data_dir = "./data";
@@ -54,37 +67,6 @@ struct NodeOptions {
   absl::Duration replica_ack_timeout = absl::Seconds(10);  // for status: "lagging"
 };
 
-struct CommitResult {
-  LogPosition first;
-  LogPosition end;  // just past the last record (the producer mark, if any)
-  uint64_t count = 0;  // data records
-  uint64_t commit_offset = 0;
-  uint64_t epoch = 0;
-  bool duplicate = false;  // this producer_seq was appended before
-};
-
-// An append's identity for idempotence: empty id means none.
-struct ProducerRef {
-  std::string id;
-  uint64_t seq = 0;
-};
-// Called once per submitted batch, on the notifier thread: with the result
-// once the batch is committed, or with the error that stopped it.
-using AppendDone = std::function<void(absl::StatusOr<CommitResult>)>;
-
-class FollowReactor;
-
-// What the primary knows of a replica.
-struct ReplicaView {
-  std::string node_id;
-  std::string peer;
-  std::string advertise;
-  LogPosition acked;  // durable on the replica
-  absl::Time last_ack;
-  absl::Time caught_up_at;  // when its ack last covered everything durable here
-  bool connected = false;
-};
-
 // Counters over the node's life (across role changes), for metrics.
 struct NodeCounters {
   uint64_t events_appended = 0;
@@ -94,10 +76,7 @@ struct NodeCounters {
   double fsync_seconds = 0;
 };
 
-struct ReplicaLag {
-  std::string node_id;
-  double seconds = 0;  // how long it has been behind; 0 when caught up
-};
+enum class StreamKind { kAppend, kReplay };
 
 // Checks that `records` is a run of whole valid records of at most
 // max_bytes; returns how many, or INVALID_ARGUMENT naming the record.
@@ -121,25 +100,27 @@ class Node {
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
 
   // ---- Replication (primary) ----
-  // Where a replica with this epoch history and log end must cut its log:
-  // the end of the last epoch both histories share, as both logs know it.
+  // Where a replica with this epoch history and log end must cut its log.
   absl::StatusOr<uint64_t> divergence_point(const std::vector<EpochEntry>& replica_epochs,
                                             uint64_t replica_end) const;
   std::vector<EpochEntry> epoch_entries() const;
-  uint64_t register_follower(FollowReactor* r, const std::string& replica_id,
-                             const std::string& peer, const std::string& advertise,
-                             LogPosition from);
-  void unregister_follower(uint64_t id);
-  void resume_follower(uint64_t id);
-  void wake_followers();  // resumes every parked Follow stream
-  void replica_ack(const std::string& replica_id, LogPosition durable);
-  std::vector<ReplicaView> replicas() const;
-  CommitNotifier& durable_notifier() { return durable_notifier_; }
+  // A replica's Follow stream, from its directive (reading from `from`)
+  // until it ends; the id is for the calls below.
+  uint64_t add_replication_stream(ReplicationStream* s, const std::string& replica_id,
+                                  const std::string& peer, const std::string& advertise,
+                                  LogPosition from);
+  void remove_replication_stream(uint64_t id);
+  void resume_replication_stream(uint64_t id);
+  void replica_ack(const std::string& replica_id, LogPosition durable) {
+    commits_.replica_ack(replica_id, durable);
+  }
+  std::vector<ReplicaView> replicas() const { return commits_.replicas(); }
+  CommitNotifier& durable_notifier() { return commits_.durable_notifier(); }
 
   // ---- Read ----
   const SegmentedLog& log() const { return *log_; }
-  CommitNotifier& notifier() { return notifier_; }
-  LogPosition commit() const { return notifier_.commit(); }
+  CommitNotifier& notifier() { return commits_.commit_notifier(); }
+  LogPosition commit() const { return commits_.commit(); }
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   Role role() const { return role_.load(std::memory_order_acquire); }
   const NodeOptions& options() const { return options_; }
@@ -157,9 +138,10 @@ class Node {
   // ---- Status ----
   void fill_status(v1::NodeStatus* out) const;
   NodeCounters counters() const;
-  std::vector<ReplicaLag> replica_lag_seconds() const;
-  std::atomic<uint32_t> append_streams{0};
-  std::atomic<uint32_t> replay_streams{0};
+  std::vector<ReplicaLag> replica_lag_seconds() const { return commits_.lag_seconds(); }
+  // Open client streams, for status (relaxed: gauges).
+  void stream_opened(StreamKind k) { gauge(k).fetch_add(1, std::memory_order_relaxed); }
+  void stream_closed(StreamKind k) { gauge(k).fetch_sub(1, std::memory_order_relaxed); }
 
   // ---- Role changes (failover) ----
   struct Promoted {
@@ -173,122 +155,72 @@ class Node {
   // A primary that learned of a later epoch stops taking appends.
   void step_down(uint64_t later_epoch, const std::string& why);
   // Runs `fn` on the node's admin thread (role changes block; gRPC callbacks must not).
-  void run_admin(std::function<void()> fn);
+  void run_admin(std::function<void()> fn) { admin_->run(std::move(fn)); }
 
   // Drains what was accepted, syncs, completes every pending append, stops.
   absl::Status close();
 
  private:
-  struct Pending {
-    std::string records;  // moved out once written to the ring
-    uint64_t records_bytes = 0;
-    uint64_t count = 0;   // records in the ring write, the producer mark included
-    ProducerRef producer;
-    AppendDone done;
-    LogPosition first;  // in the log, once appended
-    LogPosition end;
-  };
-
   explicit Node(const NodeOptions& options);
+  // Open: the role to start in (ROLE file, flags, peers), then start it.
+  absl::Status start_role();
   absl::Status start_primary();
   // Ends the primary term: refuses new appends, drains and syncs the ring,
   // acknowledges what committed and fails the rest with `why`.
   absl::Status stop_primary(const absl::Status& why);
-  void admin_loop();
+  void start_follower(const std::string& primary, bool force);
+  void prepare_rings();
   void peer_watch(absl::Time now);
-  void intake_loop(Pipeline* pipeline);
-  void on_append(const AppendedChunk& c);
-  void on_durable(LogPosition durable);
-  void update_commit();
-  void ticker_loop();
+  // Notifier thread: acknowledges the batches the commit offset covers.
   void complete_committed(LogPosition commit);
   void fail_all(const absl::Status& s);
-  // Idempotence: what each producer has written, and who waits on it.
-  struct ProducerState {
-    uint64_t last_seq = 0;  // the highest producer_seq taken
-    bool known = false;     // the position of that batch is known
-    LogPosition first;      // of its first data record
-    LogPosition end;        // after its mark
-    uint64_t count = 0;
-    std::vector<AppendDone> waiting;  // duplicates of it, until it completes
-  };
-  void producer_completed(const Pending& p, const absl::StatusOr<CommitResult>& r);
-  // Learns producer marks from records that reached the log (replica, restart).
-  void learn_producers(ByteSpan records, LogPosition first);
-  void rebuild_producers();
-  std::mutex producers_mu_;
-  std::map<std::string, ProducerState> producers_;
-
-  const NodeOptions options_;
-  std::string node_id_;
-  std::unique_ptr<SegmentedLog> log_;
-  std::shared_ptr<Pipeline> pipeline_;  // replaced under role_mu_; see pipeline()
+  void post(std::function<void()> fn) { commits_.commit_notifier().post(std::move(fn)); }
   std::shared_ptr<Pipeline> pipeline() const {
-    std::lock_guard l(role_mu_);
+    std::lock_guard l(pipeline_mu_);
     return pipeline_;
   }
+  std::atomic<uint32_t>& gauge(StreamKind k) {
+    return k == StreamKind::kAppend ? append_streams_ : replay_streams_;
+  }
+
+  const NodeOptions options_;
+  const absl::Time started_ = absl::Now();
+  std::string node_id_;
+  std::unique_ptr<SegmentedLog> log_;
+  ProducerTable producers_;
+
+  // The epoch history; the follower changes it on a replica (epochs_mu_).
+  mutable std::mutex epochs_mu_;
   std::unique_ptr<EpochHistory> epochs_;
   std::atomic<uint64_t> epoch_{0};
   std::atomic<Role> role_{Role::kPrimary};
-  CommitNotifier notifier_;
-  const absl::Time started_ = absl::Now();
 
-  // Intake: batches waiting for room in ring 0.
-  std::mutex intake_mu_;
-  std::condition_variable intake_cv_;
-  std::deque<Pending> intake_;
-  bool intake_open_ = true;
-  bool intake_done_ = false;  // the thread has written everything and left
-  std::thread intake_thread_;
-
-  // Batches in the ring (ring_end known), then in the log (positions known),
-  // waiting for the commit offset.
-  std::mutex acks_mu_;
-  std::deque<Pending> in_ring_;
-  std::deque<Pending> appended_;
-
-  // Primary: the durable position, the replicas, the live Follow streams.
-  AtomicPosition durable_;
-  CommitNotifier durable_notifier_;
-  mutable std::mutex commit_mu_;  // serializes commit updates; guards replicas_
-  std::map<std::string, ReplicaView> replicas_;
-  std::mutex followers_mu_;
-  std::map<uint64_t, std::pair<FollowReactor*, std::string>> followers_;  // id -> stream, replica
-  uint64_t next_follower_id_ = 1;
-  std::thread ticker_;
-  std::condition_variable ticker_cv_;
-  bool ticker_stop_ = false;  // guarded by followers_mu_
-
-  // Replica: the follower that writes the log.
-  void start_follower(const std::string& primary, bool force);
-  std::unique_ptr<Follower> follower_;
-  std::string fenced_;  // why this node stopped being primary without a new one to follow
+  CommitTracker commits_;
+  AppendIntake intake_;
+  mutable std::mutex pipeline_mu_;
+  std::shared_ptr<Pipeline> pipeline_;  // a primary term's; set under role_mu_ too
 
   // Role changes run one at a time on the admin thread, under role_mu_.
   mutable std::mutex role_mu_;
-  std::mutex admin_mu_;
-  std::condition_variable admin_cv_;
-  std::deque<std::function<void()>> admin_queue_;
-  bool admin_stop_ = false;
-  std::thread admin_thread_;
-  absl::Time last_peer_check_;
-  // Rings made ahead while a replica, for a fast promotion (role_mu_).
-  std::vector<SpscRingBuffer> spare_rings_;
-  void prepare_rings();
-  // Writes <dir>/ROLE: the role this node has across restarts.
-  static void save_role(const std::string& dir, Role role, const std::string& primary);
-  mutable std::mutex epochs_mu_;  // guards epochs_ against the follower's changes
+  std::unique_ptr<Follower> follower_;  // a replica's: writes the log
+  std::string fenced_;  // why this node stopped being primary without a new one to follow
+  std::vector<SpscRingBuffer> spare_rings_;  // made ahead while a replica, for a fast promotion
+  absl::Time last_peer_check_;               // ticker thread
 
   mutable std::mutex advertise_mu_;
   std::string advertise_;  // guarded by advertise_mu_
 
   std::atomic<bool> stopping_{false};
-  // Counters of finished primary terms, and of the current intake.
+  std::atomic<uint32_t> append_streams_{0};
+  std::atomic<uint32_t> replay_streams_{0};
+  // Counters of finished primary terms.
   mutable std::mutex counters_mu_;
   NodeCounters past_;
-  std::atomic<uint64_t> ring_full_{0};
-
   bool closed_ = false;
+
+  // Last: their threads call into everything above, so they stop first.
+  std::unique_ptr<ReplicationStreams> streams_;
+  std::unique_ptr<AdminQueue> admin_;
 };
 
 }  // namespace ringlog

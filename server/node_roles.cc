@@ -1,10 +1,10 @@
 // Node: replication bookkeeping on the primary, and role changes (promotion,
-// following, stepping down).
+// following, stepping down, watching peers for a later epoch).
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "follow_reactor.h"
+#include "divergence.h"
 #include "node.h"
 #include "peers.h"
 #include "ringlog/status_macros.h"
@@ -12,22 +12,11 @@
 
 namespace ringlog {
 
-absl::StatusOr<uint64_t> Node::divergence_point(const std::vector<EpochEntry>& r,
+absl::StatusOr<uint64_t> Node::divergence_point(const std::vector<EpochEntry>& replica_epochs,
                                                 uint64_t replica_end) const {
   std::lock_guard l(epochs_mu_);
-  const std::vector<EpochEntry>& p = epochs_->entries();
-  size_t k = 0;
-  while (k < r.size() && k < p.size() && r[k] == p[k]) ++k;
-  if (k == 0) {
-    if (replica_end == 0) return 0;
-    return absl::FailedPreconditionError(
-        "the replica's epoch history shares no epoch with this primary's: it holds another log");
-  }
-  // Both logs hold the same records up to the end of the last shared epoch,
-  // as each of them knows it.
-  const uint64_t primary_end = k < p.size() ? p[k].start_offset : log_->end().offset;
-  const uint64_t replica_epoch_end = k < r.size() ? r[k].start_offset : replica_end;
-  return std::min({replica_end, primary_end, replica_epoch_end});
+  return ringlog::divergence_point(epochs_->entries(), log_->end().offset, replica_epochs,
+                                   replica_end);
 }
 
 std::vector<EpochEntry> Node::epoch_entries() const {
@@ -35,90 +24,20 @@ std::vector<EpochEntry> Node::epoch_entries() const {
   return epochs_->entries();
 }
 
-uint64_t Node::register_follower(FollowReactor* r, const std::string& replica_id,
-                                 const std::string& peer, const std::string& advertise,
-                                 LogPosition from) {
-  {
-    std::lock_guard l(commit_mu_);
-    ReplicaView& v = replicas_[replica_id];
-    v.node_id = replica_id;
-    v.peer = peer;
-    v.advertise = advertise;
-    v.connected = true;
-    // A replica that truncated has less than it acknowledged before.
-    if (from.offset < v.acked.offset || v.last_ack == absl::Time()) v.acked = from;
-    v.last_ack = absl::Now();
-    if (v.caught_up_at == absl::Time()) v.caught_up_at = v.last_ack;
-  }
-  std::lock_guard l(followers_mu_);
-  const uint64_t id = next_follower_id_++;
-  followers_[id] = {r, replica_id};
-  return id;
+uint64_t Node::add_replication_stream(ReplicationStream* s, const std::string& replica_id,
+                                      const std::string& peer, const std::string& advertise,
+                                      LogPosition from) {
+  commits_.replica_connected(replica_id, peer, advertise, from);
+  return streams_->add(s, replica_id);
 }
 
-void Node::unregister_follower(uint64_t id) {
-  std::string replica_id;
-  {
-    std::lock_guard l(followers_mu_);
-    auto it = followers_.find(id);
-    if (it == followers_.end()) return;
-    replica_id = it->second.second;
-    followers_.erase(it);
-    // Another stream of the same replica may still be live (it reconnected).
-    for (const auto& [other, f] : followers_) {
-      if (f.second == replica_id) return;
-    }
-  }
-  std::lock_guard l(commit_mu_);
-  replicas_[replica_id].connected = false;
-}
-
-void Node::wake_followers() {
-  std::vector<uint64_t> ids;
-  {
-    std::lock_guard l(followers_mu_);
-    for (const auto& [id, f] : followers_) ids.push_back(id);
-  }
-  for (uint64_t id : ids) resume_follower(id);
-}
-
-void Node::resume_follower(uint64_t id) {
-  std::lock_guard l(followers_mu_);
-  auto it = followers_.find(id);
-  if (it != followers_.end()) it->second.first->resume();
-}
-
-void Node::replica_ack(const std::string& replica_id, LogPosition durable) {
-  {
-    std::lock_guard l(commit_mu_);
-    ReplicaView& v = replicas_[replica_id];
-    if (durable.offset >= v.acked.offset) v.acked = durable;
-    v.last_ack = absl::Now();
-    if (durable.offset >= durable_.load().offset) v.caught_up_at = v.last_ack;
-    v.connected = true;
-  }
-  update_commit();
-}
-
-std::vector<ReplicaView> Node::replicas() const {
-  std::lock_guard l(commit_mu_);
-  std::vector<ReplicaView> out;
-  for (const auto& [id, v] : replicas_) out.push_back(v);
-  return out;
-}
-
-void Node::ticker_loop() {
-  constexpr absl::Duration kHeartbeat = absl::Milliseconds(500);
-  std::unique_lock l(followers_mu_);
-  while (!ticker_stop_) {
-    ticker_cv_.wait_for(l, std::chrono::milliseconds(100));
-    const absl::Time now = absl::Now();
-    for (auto& [id, f] : followers_) f.first->tick(now, kHeartbeat);
-    l.unlock();
-    peer_watch(now);
-    l.lock();
+void Node::remove_replication_stream(uint64_t id) {
+  if (std::optional<std::string> replica = streams_->remove(id)) {
+    commits_.replica_disconnected(*replica);
   }
 }
+
+void Node::resume_replication_stream(uint64_t id) { streams_->resume(id); }
 
 absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string> peers) {
   const absl::Time t0 = absl::Now();
@@ -169,7 +88,7 @@ absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string
   fenced_.clear();
   RINGLOG_RETURN_IF_ERROR(start_primary());
   save_role(options_.data_dir, Role::kPrimary, "");
-  wake_followers();  // streams of the old epoch end; replicas take the new history
+  streams_->resume_all();  // streams of the old epoch end; replicas take the new history
   spdlog::warn("promoted to primary: epoch {} from offset {} in {}", new_epoch, start,
                absl::FormatDuration(absl::Now() - t0));
   return Promoted{new_epoch, start};

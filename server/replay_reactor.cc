@@ -27,7 +27,7 @@ absl::StatusOr<LogPosition> ReplayReactor::resolve(Node* node, const v1::ReplayR
 }
 
 ReplayReactor::ReplayReactor(Node* node, const grpc::ByteBuffer* request) : node_(node) {
-  node_->replay_streams.fetch_add(1, std::memory_order_relaxed);
+  node_->stream_opened(StreamKind::kReplay);
   std::lock_guard l(mu_);
   v1::ReplayRequest r;
   grpc::ByteBuffer copy = *request;  // Deserialize consumes its buffer
@@ -210,7 +210,7 @@ void ReplayReactor::OnCancel() {
 }
 
 void ReplayReactor::OnDone() {
-  node_->replay_streams.fetch_sub(1, std::memory_order_relaxed);
+  node_->stream_closed(StreamKind::kReplay);
   delete this;
 }
 

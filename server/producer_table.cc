@@ -1,0 +1,101 @@
+#include "producer_table.h"
+
+#include <optional>
+
+#include "ringlog/control.h"
+
+namespace ringlog {
+
+bool ProducerTable::admit(const ProducerRef& producer, LogPosition commit, uint64_t epoch,
+                          AppendDone& done, const Post& post) {
+  std::lock_guard l(mu_);
+  State& st = producers_[producer.id];
+  if (producer.seq > st.last_seq) {
+    st.last_seq = producer.seq;
+    st.known = false;
+    return true;
+  }
+  // Sent again (after a failover or a reconnect): never append it twice.
+  const bool latest = producer.seq == st.last_seq;
+  AppendDone dup = [done = std::move(done), latest](absl::StatusOr<CommitResult> r) {
+    if (r.ok()) {
+      r->duplicate = true;
+      if (!latest) {
+        r->first = r->end;
+        r->count = 0;
+      }
+    }
+    done(std::move(r));
+  };
+  if (st.known && st.end.offset <= commit.offset) {
+    CommitResult r{st.first, st.end, st.count, commit.offset, epoch, true};
+    post([dup = std::move(dup), r] { dup(r); });
+  } else {
+    st.waiting.push_back(std::move(dup));
+  }
+  return false;
+}
+
+void ProducerTable::completed(const ProducerRef& producer, const absl::StatusOr<CommitResult>& r) {
+  std::vector<AppendDone> waiting;
+  {
+    std::lock_guard l(mu_);
+    auto it = producers_.find(producer.id);
+    if (it == producers_.end() || it->second.last_seq != producer.seq) return;
+    State& st = it->second;
+    waiting.swap(st.waiting);
+    if (r.ok()) {
+      st.known = true;
+      st.first = r->first;
+      st.end = r->end;
+      st.count = r->count;
+    } else {
+      // Not appended here: a retry of this seq must be taken, not dropped.
+      st.last_seq = producer.seq - 1;
+    }
+  }
+  for (AppendDone& d : waiting) d(r);
+}
+
+void ProducerTable::learn(ByteSpan records, LogPosition first) {
+  LogPosition at = first;
+  for (size_t pos = 0; pos + kHeaderSize <= records.size();) {
+    const EventHeader* h = header_at(records.data() + pos);
+    const size_t size = h->padded_size();
+    at = LogPosition{at.offset + size, at.seq + 1};
+    if (is_control(*h)) {
+      const EventView ev{h, ByteSpan{records.data() + pos + kHeaderSize, h->payload_len}};
+      if (std::optional<ProducerBatchMark> m = parse_producer_batch_mark(ev)) {
+        std::lock_guard l(mu_);
+        State& st = producers_[m->producer_id];
+        if (m->producer_seq >= st.last_seq) {
+          st.last_seq = m->producer_seq;
+          st.known = true;
+          st.end = at;
+          st.count = m->events;
+          // The batch's data records are the `events` records before the mark.
+          st.first = LogPosition{0, at.seq - 1 - m->events};
+        }
+      }
+    }
+    pos += size;
+  }
+}
+
+void ProducerTable::rebuild(const SegmentedLog& log) {
+  constexpr uint64_t kWindow = uint64_t{512} << 20;
+  const LogPosition end = log.end();
+  LogPosition from = log.start();
+  for (const SegmentInfo& si : log.segments()) {
+    if (si.base_offset + kWindow >= end.offset) {
+      from = LogPosition{si.base_offset, si.base_seq};
+      break;
+    }
+  }
+  LogReader reader(log, from);
+  while (std::optional<LogSlice> s = reader.next_slice(end.offset, size_t{4} << 20)) {
+    learn(s->records.bytes, s->position);
+  }
+}
+
+}  // namespace ringlog

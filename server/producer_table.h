@@ -1,0 +1,84 @@
+// Idempotent appends: what each producer has written, and who waits on it.
+//
+// A producer (producer_id) numbers its batches (producer_seq). The primary
+// appends each new batch with a producer-batch mark (ringlog/control.h) after
+// its records, so that the table can be rebuilt from the log after a restart
+// or a failover. A batch whose seq the table has already taken is never
+// appended again: its sender gets the first one's result, marked duplicate.
+//
+// Threads: admit() runs on gRPC threads (Node::submit); completed() on the
+// notifier thread; learn() on the follower's thread (a replica) or at start.
+// Every member is guarded by mu_; waiters run outside it.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ringlog/storage.h"
+
+namespace ringlog {
+
+struct CommitResult {
+  LogPosition first;
+  LogPosition end;  // just past the last record (the producer mark, if any)
+  uint64_t count = 0;  // data records
+  uint64_t commit_offset = 0;
+  uint64_t epoch = 0;
+  bool duplicate = false;  // this producer_seq was appended before
+};
+
+// An append's identity for idempotence: empty id means none.
+struct ProducerRef {
+  std::string id;
+  uint64_t seq = 0;
+};
+
+// Called once per submitted batch, on the notifier thread: with the result
+// once the batch is committed, or with the error that stopped it.
+using AppendDone = std::function<void(absl::StatusOr<CommitResult>)>;
+
+class ProducerTable {
+ public:
+  // Runs a callback later on another thread (the commit notifier), never on
+  // the caller's: admit() may be called with locks held that `done` takes.
+  using Post = std::function<void(std::function<void()>)>;
+
+  // A batch of `producer` arrives. Returns true when it is new: the caller
+  // appends it (with its mark) and reports with completed(). Otherwise
+  // `done` is taken and runs with the first batch's result, marked
+  // duplicate: through `post` at once if that is committed (end at or below
+  // `commit`), else when it completes. For a batch older than the
+  // producer's latest the position is not kept: the answer carries an empty
+  // range at the latest one's end.
+  bool admit(const ProducerRef& producer, LogPosition commit, uint64_t epoch, AppendDone& done,
+             const Post& post);
+
+  // The new batch of `producer` committed (r ok) or failed; runs the
+  // duplicates that waited for it. A failed batch's seq may be taken again.
+  void completed(const ProducerRef& producer, const absl::StatusOr<CommitResult>& r);
+
+  // Learns producer marks from records that reached the log (a replica, or
+  // the log at start) starting at log position `first`.
+  void learn(ByteSpan records, LogPosition first);
+  // Learns the marks of the log's last segments (producers that fail over
+  // send again within seconds: the recent marks are the ones that matter).
+  void rebuild(const SegmentedLog& log);
+
+ private:
+  struct State {
+    uint64_t last_seq = 0;  // the highest producer_seq taken
+    bool known = false;     // the position of that batch is known
+    LogPosition first;      // of its first data record
+    LogPosition end;        // after its mark
+    uint64_t count = 0;
+    std::vector<AppendDone> waiting;  // duplicates of it, until it completes
+  };
+  std::mutex mu_;
+  std::map<std::string, State> producers_;
+};
+
+}  // namespace ringlog

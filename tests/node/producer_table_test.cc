@@ -1,0 +1,149 @@
+// Idempotent appends: the producer table (producer_table.h).
+#include "producer_table.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "ringlog/control.h"
+#include "test_util.h"
+
+namespace ringlog {
+namespace {
+
+// Runs posted callbacks when told, as the notifier thread would later.
+struct Posted {
+  std::vector<std::function<void()>> fns;
+  ProducerTable::Post post() {
+    return [this](std::function<void()> fn) { fns.push_back(std::move(fn)); };
+  }
+  void run() {
+    std::vector<std::function<void()>> now;
+    now.swap(fns);
+    for (auto& f : now) f();
+  }
+};
+
+// Records what one `done` was called with.
+struct Answer {
+  std::optional<absl::StatusOr<CommitResult>> got;
+  AppendDone done() {
+    return [this](absl::StatusOr<CommitResult> r) { got = std::move(r); };
+  }
+};
+
+CommitResult result(uint64_t first, uint64_t end, uint64_t count) {
+  return CommitResult{LogPosition{first, first / 10}, LogPosition{end, end / 10}, count, end, 1, false};
+}
+
+TEST(ProducerTable, NewSeqsAreAppendedAndRepeatsAreNot) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, a2;
+  AppendDone d1 = a1.done();
+  EXPECT_TRUE(t.admit({"p", 1}, LogPosition{}, 1, d1, p.post()));
+  AppendDone d2 = a2.done();
+  EXPECT_FALSE(t.admit({"p", 1}, LogPosition{}, 1, d2, p.post()));
+  EXPECT_FALSE(a2.got.has_value());  // waits for the first to complete
+  t.completed({"p", 1}, result(0, 100, 3));
+  ASSERT_TRUE(a2.got.has_value());
+  ASSERT_TRUE(a2.got->ok());
+  EXPECT_TRUE((*a2.got)->duplicate);
+  EXPECT_EQ((*a2.got)->first.offset, 0u);
+  EXPECT_EQ((*a2.got)->end.offset, 100u);
+  EXPECT_EQ((*a2.got)->count, 3u);
+  EXPECT_FALSE(a1.got.has_value());  // the first one's done is the caller's
+}
+
+TEST(ProducerTable, RepeatOfACommittedBatchIsAnsweredThroughPost) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, a2;
+  AppendDone d1 = a1.done();
+  ASSERT_TRUE(t.admit({"p", 5}, LogPosition{}, 1, d1, p.post()));
+  t.completed({"p", 5}, result(200, 300, 2));
+  AppendDone d2 = a2.done();
+  EXPECT_FALSE(t.admit({"p", 5}, LogPosition{300, 30}, 4, d2, p.post()));
+  EXPECT_FALSE(a2.got.has_value());  // never on the caller's thread
+  p.run();
+  ASSERT_TRUE(a2.got.has_value() && a2.got->ok());
+  EXPECT_TRUE((*a2.got)->duplicate);
+  EXPECT_EQ((*a2.got)->first.offset, 200u);
+  EXPECT_EQ((*a2.got)->commit_offset, 300u);
+  EXPECT_EQ((*a2.got)->epoch, 4u);
+}
+
+TEST(ProducerTable, OlderSeqGetsAnEmptyRangeAtTheLatestEnd) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, a2, old;
+  AppendDone d1 = a1.done(), d2 = a2.done(), d3 = old.done();
+  ASSERT_TRUE(t.admit({"p", 1}, LogPosition{}, 1, d1, p.post()));
+  t.completed({"p", 1}, result(0, 100, 3));
+  ASSERT_TRUE(t.admit({"p", 2}, LogPosition{100, 10}, 1, d2, p.post()));
+  t.completed({"p", 2}, result(100, 250, 4));
+  EXPECT_FALSE(t.admit({"p", 1}, LogPosition{250, 25}, 1, d3, p.post()));
+  p.run();
+  ASSERT_TRUE(old.got.has_value() && old.got->ok());
+  EXPECT_TRUE((*old.got)->duplicate);
+  EXPECT_EQ((*old.got)->first, (*old.got)->end);
+  EXPECT_EQ((*old.got)->end.offset, 250u);
+  EXPECT_EQ((*old.got)->count, 0u);
+}
+
+TEST(ProducerTable, FailedBatchMayBeSentAgainAndItsWaitersFail) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, a2, a3;
+  AppendDone d1 = a1.done(), d2 = a2.done(), d3 = a3.done();
+  ASSERT_TRUE(t.admit({"p", 7}, LogPosition{}, 1, d1, p.post()));
+  EXPECT_FALSE(t.admit({"p", 7}, LogPosition{}, 1, d2, p.post()));
+  t.completed({"p", 7}, absl::UnavailableError("stopped"));
+  ASSERT_TRUE(a2.got.has_value());
+  EXPECT_EQ(a2.got->status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(t.admit({"p", 7}, LogPosition{}, 1, d3, p.post()));  // taken again
+}
+
+TEST(ProducerTable, ProducersAreIndependent) {
+  ProducerTable t;
+  Posted p;
+  Answer a, b;
+  AppendDone da = a.done(), db = b.done();
+  EXPECT_TRUE(t.admit({"a", 3}, LogPosition{}, 1, da, p.post()));
+  EXPECT_TRUE(t.admit({"b", 3}, LogPosition{}, 1, db, p.post()));
+}
+
+// A batch as the primary writes it: `events` data records, then its mark.
+std::string marked_batch(const std::string& producer, uint64_t seq, uint32_t events) {
+  std::string out;
+  for (uint32_t i = 0; i < events; ++i) {
+    const std::string payload = ringlog_test::payload_for(i, 10);
+    const std::vector<std::byte> rec = ringlog_test::encode(ringlog_test::header_for(1, 0, payload), payload);
+    out.append(reinterpret_cast<const char*>(rec.data()), rec.size());
+  }
+  append_producer_batch_mark(&out, ProducerBatchMark{producer, seq, events}, 1);
+  return out;
+}
+
+TEST(ProducerTable, LearnsMarksFromTheLog) {
+  ProducerTable t;
+  const std::string log = marked_batch("p", 4, 3) + marked_batch("q", 9, 2);
+  t.learn(ByteSpan(reinterpret_cast<const std::byte*>(log.data()), log.size()),
+          LogPosition{1000, 50});
+  Posted p;
+  Answer dup, next;
+  AppendDone d = dup.done(), n = next.done();
+  EXPECT_FALSE(t.admit({"p", 4}, LogPosition{1000 + log.size(), 57}, 2, d, p.post()));
+  p.run();
+  ASSERT_TRUE(dup.got.has_value() && dup.got->ok());
+  EXPECT_TRUE((*dup.got)->duplicate);
+  EXPECT_EQ((*dup.got)->count, 3u);
+  EXPECT_EQ((*dup.got)->first.seq, 50u);  // its first data record
+  EXPECT_EQ((*dup.got)->end.seq, 54u);    // after its mark
+  EXPECT_TRUE(t.admit({"q", 10}, LogPosition{}, 2, n, p.post()));
+}
+
+}  // namespace
+}  // namespace ringlog
