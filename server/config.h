@@ -17,7 +17,7 @@
 //
 //   # the primary of the first start
 //   data_dir = /var/lib/ringlog      # comments may follow a value
-//   data-dir = "/srv/ringlog #2"     # dashes or underscores; quotes kept out
+//   data-dir = "/srv/ringlog #2"     # dashes or underscores; quotes not kept
 //   --fsync: 10ms                    # a leading "--" and ":" work too
 //
 // Blank lines and lines starting with '#' are skipped. The name is a flag of
@@ -27,6 +27,13 @@
 // comment; inside quotes it does not. A value in double or single quotes is
 // taken whole without them (no escapes inside); only a comment may follow the
 // closing quote. A later line for the same flag overrides an earlier one.
+//
+// Why a format of our own beside Abseil's --flagfile: operators and the
+// shipped deploy/*.conf and Kubernetes ConfigMap write "name = value" with
+// comments, which a --flagfile (one "--name=value" per line, whole-line
+// comments only, every byte after '=' taken as the value) would misread; and
+// a config file sits below the environment, where a --flagfile, being part of
+// the command line, sits above it.
 //
 // Usage, in main() before anything reads a flag:
 //

@@ -110,6 +110,10 @@ class ConfigFlagsTest : public ringlog_test::TempDirTest {
     std::ofstream(path(name)) << text;
     return path(name);
   }
+  // A config file that sets min_replica_acks = 2 and segment_bytes = 4 MiB.
+  std::string example_config() {
+    return write("r.conf", "min_replica_acks = 2\nsegment_bytes = 4194304\n");
+  }
   absl::Status apply(absl::string_view text) {
     absl::StatusOr<std::vector<ConfigSetting>> s = parse_config(text, "test.conf");
     return s.ok() ? apply_config(*s, "test.conf") : s.status();
@@ -172,29 +176,26 @@ TEST_F(ConfigFlagsTest, ConfigPathIsTheLastOnTheCommandLineElseTheEnvironment) {
 // ---- Precedence: file, then environment, then command line ----
 
 TEST_F(ConfigFlagsTest, FileSetsFlags) {
-  const std::string conf = write("r.conf", "min_replica_acks = 2\nsegment_bytes = 4194304\n");
-  ASSERT_TRUE(parse({"--config=" + conf}).ok());
+  ASSERT_TRUE(parse({"--config=" + example_config()}).ok());
   EXPECT_EQ(flag("min_replica_acks"), "2");
   EXPECT_EQ(flag("segment_bytes"), "4194304");
 }
 
 TEST_F(ConfigFlagsTest, EnvironmentOverridesFile) {
-  const std::string conf = write("r.conf", "min_replica_acks = 2\nsegment_bytes = 4194304\n");
   env_["RINGLOG_MIN_REPLICA_ACKS"] = "3";
-  ASSERT_TRUE(parse({"--config=" + conf}).ok());
+  ASSERT_TRUE(parse({"--config=" + example_config()}).ok());
   EXPECT_EQ(flag("min_replica_acks"), "3");
-  EXPECT_EQ(flag("segment_bytes"), "4194304");
+  EXPECT_EQ(flag("segment_bytes"), "4194304") << "the file's, where the environment is silent";
 }
 
 TEST_F(ConfigFlagsTest, CommandLineOverridesEnvironmentAndFile) {
-  const std::string conf = write("r.conf", "min_replica_acks = 2\n");
   env_["RINGLOG_MIN_REPLICA_ACKS"] = "3";
-  ASSERT_TRUE(parse({"--config", conf, "--min_replica_acks=4"}).ok());
+  ASSERT_TRUE(parse({"--config", example_config(), "--min_replica_acks=4"}).ok());
   EXPECT_EQ(flag("min_replica_acks"), "4");
 }
 
 TEST_F(ConfigFlagsTest, RinglogConfigInTheEnvironmentNamesTheFile) {
-  env_["RINGLOG_CONFIG"] = write("r.conf", "min_replica_acks = 2\n");
+  env_["RINGLOG_CONFIG"] = example_config();
   ASSERT_TRUE(parse({}).ok());
   EXPECT_EQ(flag("min_replica_acks"), "2");
 }
@@ -215,8 +216,7 @@ TEST_F(ConfigFlagsTest, FlagfileCountsAsTheCommandLine) {
 }
 
 TEST_F(ConfigFlagsTest, ConfigNamedInAFlagfileIsRefusedRatherThanIgnored) {
-  const std::string conf = write("r.conf", "min_replica_acks = 2\n");
-  const std::string flagfile = write("r.flags", "--config=" + conf + "\n");
+  const std::string flagfile = write("r.flags", "--config=" + example_config() + "\n");
   EXPECT_THAT(parse({"--flagfile=" + flagfile}).message(), HasSubstr("was not read"));
 }
 
