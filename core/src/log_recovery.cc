@@ -15,7 +15,7 @@
 #include "internal/log_files.h"
 #include "internal/segment.h"
 #include "internal/sys.h"
-#include "ringlog/storage.h"
+#include "ringlog/segmented_log.h"
 
 namespace ringlog {
 

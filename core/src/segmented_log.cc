@@ -1,3 +1,4 @@
+// SegmentedLog: the writer, lookups and reads, and the segment preparer.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -15,7 +16,7 @@
 #include "internal/log_files.h"
 #include "internal/segment.h"
 #include "internal/sys.h"
-#include "ringlog/storage.h"
+#include "ringlog/segmented_log.h"
 
 namespace ringlog {
 
@@ -23,31 +24,6 @@ using internal::kPreparedPrefix;
 using internal::kSegmentSuffix;
 using internal::make_dirs;
 using internal::parse_segment_name;
-
-// ---- AtomicPosition: a seqlock over (offset, seq) ----
-
-void AtomicPosition::store(LogPosition p) noexcept {
-  // One writer. An odd version marks a store in progress.
-  const uint64_t v = version_.load(std::memory_order_relaxed);
-  version_.store(v + 1, std::memory_order_relaxed);
-  // release (fields): a reader that sees a new field value also sees the odd
-  // version stored before it, and retries.
-  offset_.store(p.offset, std::memory_order_release);
-  seq_.store(p.seq, std::memory_order_release);
-  // release: the fields above are visible before the even version; pairs
-  // with the first acquire load in load().
-  version_.store(v + 2, std::memory_order_release);
-}
-
-LogPosition AtomicPosition::load() const noexcept {
-  for (;;) {
-    const uint64_t v1 = version_.load(std::memory_order_acquire);
-    // acquire (fields): the version re-check below cannot move above them.
-    LogPosition p{offset_.load(std::memory_order_acquire), seq_.load(std::memory_order_acquire)};
-    const uint64_t v2 = version_.load(std::memory_order_relaxed);
-    if (v1 == v2 && (v1 & 1) == 0) return p;
-  }
-}
 
 // ---- Writer ----
 

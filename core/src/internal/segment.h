@@ -22,7 +22,8 @@
 #include "absl/status/statusor.h"
 #include "ringlog/event.h"
 #include "ringlog/ring.h"
-#include "ringlog/storage.h"
+#include "ringlog/file_header.h"
+#include "ringlog/log_position.h"
 
 namespace ringlog {
 
