@@ -10,18 +10,15 @@
 //
 // Threads: one writer thread appends, rolls, syncs, truncates and applies
 // retention; any thread looks up and reads. A background thread prepares the
-// next segment file (options.prepare_ahead).
+// next segment file (options.prepare_ahead); its state is private to the log.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <shared_mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -35,6 +32,7 @@
 namespace ringlog {
 
 class Segment;
+class SegmentPreparer;
 
 struct LogOptions {
   // Size of each segment file, header included. A record never spans two files.
@@ -150,8 +148,6 @@ class SegmentedLog {
   std::shared_ptr<Segment> segment_for(uint64_t offset) const;
   std::shared_ptr<Segment> segment_for_seq(uint64_t seq) const;
   void publish_end();
-  void preparer_loop();
-  void want_prepared();
   void want_warm();
   std::string segment_path(uint64_t base_offset) const;
 
@@ -170,19 +166,15 @@ class SegmentedLog {
   AtomicPosition end_;
   std::atomic<uint64_t> durable_offset_{0};
 
-  // The next segment file, prepared ahead by a background thread.
-  // Guarded by prep_mu_: the fields up to warmed_.
-  std::mutex prep_mu_;
-  std::condition_variable prep_cv_;
-  bool prep_wanted_ = false;
-  bool prep_stop_ = false;
-  std::unique_ptr<Segment> prepared_;
-  std::shared_ptr<Segment> warm_segment_;  // the active one
-  uint64_t warm_wanted_ = 0;  // warm up to here (relative)
-  uint64_t warmed_ = 0;
-  uint64_t warm_asked_ = 0;  // writer only: the last warm_wanted_ it set
-  uint64_t prep_counter_ = 0;
-  std::thread preparer_;
+  // The background thread that prepares the next segment file and warms the
+  // active one (null when options_.prepare_ahead is off or read-only). Its
+  // state lives behind this pointer, in core/src/internal: the writer follows
+  // it only to take a prepared file at a roll and to ask for more warming
+  // once per warm_bytes / 2 of appends, so an append tests the pointer and
+  // warm_asked_ and goes no further.
+  std::unique_ptr<SegmentPreparer> preparer_;
+  uint64_t warm_asked_ = 0;    // writer only: the last warm target it asked for
+  uint64_t prep_counter_ = 0;  // writer only: names its own temporary files
 };
 
 }  // namespace ringlog
