@@ -18,8 +18,6 @@ namespace {
 
 using namespace ringlog_test;
 
-// ---- LogReader ----
-
 TEST_F(SegmentedLogTest, ReaderNextFollowsTheLogAcrossSegments) {
   auto log = open();
   append_segments(*log, 4);

@@ -19,8 +19,6 @@ namespace {
 using ::testing::HasSubstr;
 using namespace ringlog_test;
 
-// ---- Retention ----
-
 TEST_F(SegmentedLogTest, RetentionByBytesRemovesOldestSealedSegments) {
   LogOptions o = options();
   o.retention_bytes = 2 * kSegmentBytes;

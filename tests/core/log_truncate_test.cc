@@ -17,8 +17,6 @@ using ::testing::IsEmpty;
 using ::testing::SizeIs;
 using namespace ringlog_test;
 
-// ---- Truncate ----
-
 TEST_F(SegmentedLogTest, TruncateInTheMiddleOfASegment) {
   auto log = open();
   append_segments(*log, 4);

@@ -22,8 +22,6 @@ using ::testing::SizeIs;
 using ::testing::StartsWith;
 using namespace ringlog_test;
 
-// ---- Recovery ----
-
 TEST_F(SegmentedLogTest, TornTailEndsBeforeTheTornRecord) {
   { auto log = open(); append_segments(*log, 3); }
   const uint64_t last = offsets_.size() - 1;

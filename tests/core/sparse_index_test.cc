@@ -17,8 +17,6 @@ namespace {
 using ::testing::HasSubstr;
 using namespace ringlog_test;
 
-// ---- find_seq, find_offset, find_time ----
-
 TEST_F(SegmentedLogTest, FindSeqAtEverySegmentBoundary) {
   auto log = open();
   append_segments(*log, 4);
