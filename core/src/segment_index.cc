@@ -44,8 +44,8 @@ const SparseIndex::Entry* SparseIndex::before_time(uint64_t ts) const noexcept {
   const size_t n = published();
   if (n == 0) return nullptr;
   const Entry* first = entries_.get();
-  const Entry* it = std::lower_bound(first, first + n, ts,
-                                     [](const Entry& e, uint64_t t) { return e.max_ts_before < t; });
+  const Entry* it = std::lower_bound(
+      first, first + n, ts, [](const Entry& e, uint64_t t) { return e.max_ts_before < t; });
   return it == first ? first : it - 1;
 }
 

@@ -79,7 +79,8 @@ void SegmentPreparer::loop() {
     const std::string tmp =
         absl::StrFormat("%s/%sbg-%d.tmp", dir_, internal::kPreparedPrefix, ++n);
     l.unlock();
-    absl::StatusOr<std::unique_ptr<Segment>> s = Segment::Create(tmp, segment_bytes_, index_interval_);
+    absl::StatusOr<std::unique_ptr<Segment>> s =
+        Segment::Create(tmp, segment_bytes_, index_interval_);
     l.lock();
     // On failure (a full disk) the writer creates the segment itself when it
     // needs one, and reports the error then.

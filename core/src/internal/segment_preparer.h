@@ -4,7 +4,7 @@
 // cache.
 //
 // Threads: the log's writer thread calls every method; the preparer's own
-// thread runs loop(). Everything below mu_ is guarded by it.
+// thread runs loop(). mu_ guards the fields from wanted_ to warmed_.
 #pragma once
 
 #include <condition_variable>
@@ -49,7 +49,7 @@ class SegmentPreparer {
   const uint32_t index_interval_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;  // the writer's requests and stop, for loop()
   bool wanted_ = false;
   bool stop_ = false;
   std::unique_ptr<Segment> prepared_;
