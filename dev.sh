@@ -41,7 +41,10 @@ test_all() {
   ctest --test-dir "$BUILD" -j "$JOBS" --output-on-failure --timeout 600
   # The lock-free ring, the pipeline and the log again under ThreadSanitizer.
   local tsan="$BUILD-tsan" t
-  local tsan_tests=(spsc_stress_test ring_test pipeline_test segmented_log_test)
+  # Every SegmentedLog test runs the log's preparer thread beside the writer;
+  # log_reader_test also reads beside a concurrent writer.
+  local tsan_tests=(spsc_stress_test ring_test pipeline_test segmented_log_test sparse_index_test
+    log_retention_test log_truncate_test segment_recovery_test log_reader_test)
   cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGLOG_SANITIZE=thread \
     -DRINGLOG_BUILD_BENCH=OFF -DRINGLOG_BUILD_SERVER=OFF >/dev/null
   cmake --build "$tsan" -j "$JOBS" --target "${tsan_tests[@]}"

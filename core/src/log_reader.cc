@@ -1,6 +1,7 @@
-#include <algorithm>
+// LogReader: reads a SegmentedLog in order, an event or a slice at a time.
+#include "ringlog/log_reader.h"
 
-#include "ringlog/storage.h"
+#include <algorithm>
 
 namespace ringlog {
 namespace {

@@ -14,8 +14,9 @@
 #include "absl/time/clock.h"
 #include "internal/log_files.h"
 #include "internal/segment.h"
+#include "internal/segment_preparer.h"
 #include "internal/sys.h"
-#include "ringlog/storage.h"
+#include "ringlog/segmented_log.h"
 
 namespace ringlog {
 
@@ -30,18 +31,7 @@ SegmentedLog::SegmentedLog(std::string dir, LogOptions options)
     : dir_(std::move(dir)), options_(options) {}
 
 SegmentedLog::~SegmentedLog() {
-  if (preparer_.joinable()) {
-    {
-      std::lock_guard l(prep_mu_);
-      prep_stop_ = true;
-      prep_cv_.notify_one();
-    }
-    preparer_.join();
-  }
-  {
-    std::lock_guard l(prep_mu_);
-    if (prepared_) (void)prepared_->remove_file();
-  }
+  preparer_.reset();  // stops the thread and deletes an unused prepared file
   if (dir_fd_ >= 0) close(dir_fd_);
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }
@@ -68,12 +58,10 @@ absl::StatusOr<std::unique_ptr<SegmentedLog>> SegmentedLog::Open(const std::stri
   RecoveryReport local;
   RINGLOG_RETURN_IF_ERROR(log->recover(report != nullptr ? report : &local));
   if (!options.read_only && options.prepare_ahead) {
-    {
-      std::lock_guard l(log->prep_mu_);
-      log->warm_segment_ = log->segment_for(log->end().offset);
-    }
-    log->preparer_ = std::thread([l = log.get()] { l->preparer_loop(); });
-    log->want_prepared();
+    log->preparer_ = std::make_unique<SegmentPreparer>(
+        dir, options.segment_bytes, options.index_interval_bytes,
+        log->segment_for(log->end().offset));
+    log->preparer_->want_prepared();
     log->want_warm();
   }
   return log;

@@ -1,7 +1,7 @@
 // MmapWriter and MmapReader: one segment file with the seed's interface.
 #include "absl/time/clock.h"
 #include "internal/segment.h"
-#include "ringlog/storage.h"
+#include "ringlog/mmap_file.h"
 
 namespace ringlog {
 namespace {

@@ -1,3 +1,4 @@
+// SegmentedLog: the writer, lookups and reads.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -14,8 +15,9 @@
 #include "absl/time/clock.h"
 #include "internal/log_files.h"
 #include "internal/segment.h"
+#include "internal/segment_preparer.h"
 #include "internal/sys.h"
-#include "ringlog/storage.h"
+#include "ringlog/segmented_log.h"
 
 namespace ringlog {
 
@@ -24,44 +26,12 @@ using internal::kSegmentSuffix;
 using internal::make_dirs;
 using internal::parse_segment_name;
 
-// ---- AtomicPosition: a seqlock over (offset, seq) ----
-
-void AtomicPosition::store(LogPosition p) noexcept {
-  // One writer. An odd version marks a store in progress.
-  const uint64_t v = version_.load(std::memory_order_relaxed);
-  version_.store(v + 1, std::memory_order_relaxed);
-  // release (fields): a reader that sees a new field value also sees the odd
-  // version stored before it, and retries.
-  offset_.store(p.offset, std::memory_order_release);
-  seq_.store(p.seq, std::memory_order_release);
-  // release: the fields above are visible before the even version; pairs
-  // with the first acquire load in load().
-  version_.store(v + 2, std::memory_order_release);
-}
-
-LogPosition AtomicPosition::load() const noexcept {
-  for (;;) {
-    const uint64_t v1 = version_.load(std::memory_order_acquire);
-    // acquire (fields): the version re-check below cannot move above them.
-    LogPosition p{offset_.load(std::memory_order_acquire), seq_.load(std::memory_order_acquire)};
-    const uint64_t v2 = version_.load(std::memory_order_relaxed);
-    if (v1 == v2 && (v1 & 1) == 0) return p;
-  }
-}
-
 // ---- Writer ----
 
 absl::StatusOr<std::shared_ptr<Segment>> SegmentedLog::new_segment(const FileHeader& header,
                                                                     bool exact) {
   const uint64_t file_size = exact ? header.file_size : options_.segment_bytes;
-  std::unique_ptr<Segment> seg;
-  {
-    std::lock_guard l(prep_mu_);
-    if (prepared_ && prepared_->capacity() + kFileHeaderSize >= file_size &&
-        prepared_->capacity() + kFileHeaderSize - file_size < kRecordAlign) {
-      seg = std::move(prepared_);
-    }
-  }
+  std::unique_ptr<Segment> seg = preparer_ ? preparer_->take(file_size) : nullptr;
   if (!seg) {
     const std::string tmp = absl::StrFormat("%s/%s%d.tmp", dir_, kPreparedPrefix, ++prep_counter_);
     absl::StatusOr<std::unique_ptr<Segment>> s =
@@ -107,14 +77,11 @@ absl::Status SegmentedLog::roll(const FileHeader* header) {
   if (!old->sealed()) RINGLOG_RETURN_IF_ERROR(old->seal());
   unsynced_.push_back(std::move(old));
   active_ = next->get();
-  if (preparer_.joinable()) {
-    std::lock_guard l(prep_mu_);
-    warm_segment_ = *next;
-    warmed_ = 0;
-    warm_wanted_ = 0;
-  }
   warm_asked_ = 0;
-  want_prepared();
+  if (preparer_) {
+    preparer_->warm_from_start(*next);
+    preparer_->want_prepared();
+  }
   want_warm();
   return absl::OkStatus();
 }
@@ -157,13 +124,8 @@ absl::Status SegmentedLog::start_segment(const FileHeader& header) {
     if (s->path() != (*next)->path()) RINGLOG_RETURN_IF_ERROR(s->remove_file());
   }
   active_ = next->get();
-  {
-    std::lock_guard l(prep_mu_);
-    warm_segment_ = *next;
-    warmed_ = 0;
-    warm_wanted_ = 0;
-  }
   warm_asked_ = 0;
+  if (preparer_) preparer_->warm_from_start(*next);
   dir_dirty_ = true;
   if (log_empty) {
     const LogPosition base{header.base_offset, header.base_seq};
@@ -419,56 +381,16 @@ size_t SegmentedLog::segment_count() const {
   return segments_.size();
 }
 
-// ---- The preparer: creates and preallocates the next segment file ----
-
-void SegmentedLog::want_prepared() {
-  if (!preparer_.joinable()) return;
-  std::lock_guard l(prep_mu_);
-  prep_wanted_ = true;
-  prep_cv_.notify_one();
-}
+// ---- Warming the active segment ----
 
 void SegmentedLog::want_warm() {
   // Writer only. Asks again when half of the warm window has been used, so
-  // this takes the lock once per warm_bytes / 2 of appends.
-  if (options_.warm_bytes == 0 || !preparer_.joinable()) return;
+  // this reaches the preparer once per warm_bytes / 2 of appends.
+  if (options_.warm_bytes == 0 || !preparer_) return;
   const uint64_t size = active_->size();
   if (size + options_.warm_bytes / 2 <= warm_asked_) return;
   warm_asked_ = size + options_.warm_bytes;
-  std::lock_guard l(prep_mu_);
-  warm_wanted_ = warm_asked_;
-  prep_cv_.notify_one();
-}
-
-void SegmentedLog::preparer_loop() {
-  uint64_t n = 0;
-  std::unique_lock l(prep_mu_);
-  for (;;) {
-    prep_cv_.wait(l, [&] {
-      return prep_stop_ || (prep_wanted_ && !prepared_) || (warm_segment_ && warmed_ < warm_wanted_);
-    });
-    if (prep_stop_) return;
-    if (warm_segment_ && warmed_ < warm_wanted_) {
-      // Warm first: the writer is about to need these pages.
-      std::shared_ptr<Segment> seg = warm_segment_;
-      const uint64_t from = warmed_;
-      const uint64_t to = warm_wanted_;
-      warmed_ = to;
-      l.unlock();
-      seg->warm(from, to);
-      l.lock();
-      continue;
-    }
-    prep_wanted_ = false;
-    const std::string tmp = absl::StrFormat("%s/%sbg-%d.tmp", dir_, kPreparedPrefix, ++n);
-    l.unlock();
-    absl::StatusOr<std::unique_ptr<Segment>> s =
-        Segment::Create(tmp, options_.segment_bytes, options_.index_interval_bytes);
-    l.lock();
-    // On failure (a full disk) the writer creates the segment itself when it
-    // needs one, and reports the error then.
-    if (s.ok()) prepared_ = std::move(*s);
-  }
+  preparer_->want_warm(warm_asked_);
 }
 
 }  // namespace ringlog

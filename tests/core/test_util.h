@@ -70,6 +70,23 @@ inline std::vector<std::byte> encode(const ringlog::EventHeader& h, const std::s
   return out;
 }
 
+// Records encoded one after another into one buffer, as a batch from a ring
+// or a chunk from a peer holds them.
+class BatchBuilder {
+ public:
+  // Appends one record; returns its offset in the batch.
+  uint64_t add(const ringlog::EventHeader& h, const std::string& payload) {
+    const uint64_t at = bytes_.size();
+    const std::vector<std::byte> rec = encode(h, payload);
+    bytes_.insert(bytes_.end(), rec.begin(), rec.end());
+    return at;
+  }
+  const std::vector<std::byte>& bytes() const { return bytes_; }
+
+ private:
+  std::vector<std::byte> bytes_;
+};
+
 inline std::string status_message(const absl::Status& s) { return std::string(s.message()); }
 
 // ---- Files ----

@@ -1,5 +1,8 @@
-// One mapped segment file: its records, its sparse index, recovery and
-// writer-side bookkeeping. Used by SegmentedLog, MmapWriter and MmapReader.
+// One mapped segment file: its records, its sparse index (sparse_index.h),
+// recovery and writer-side bookkeeping. Used by SegmentedLog, MmapWriter and
+// MmapReader. The methods live by concern: the file and its I/O in
+// segment_file.cc, appends and truncation in segment_append.cc, the scan on
+// open in segment_recovery.cc, lookups through the index in segment_index.cc.
 //
 // Threads: one writer (append*, seal, sync, truncate, recover); any number of
 // readers (size, count, records_from, find_*), which see a record only after
@@ -20,23 +23,17 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "internal/sparse_index.h"
 #include "ringlog/event.h"
 #include "ringlog/ring.h"
-#include "ringlog/storage.h"
+#include "ringlog/file_header.h"
+#include "ringlog/log_position.h"
 
 namespace ringlog {
 
 class Segment {
  public:
-  // Index entry: a record at `rel` (offset within the segment's records) that
-  // is event base_seq + seq_delta, and the largest timestamp of all events
-  // before it in the whole log (a running max, so it never decreases and a
-  // binary search over it finds the first event at or after a time).
-  struct IndexEntry {
-    uint32_t rel;
-    uint32_t seq_delta;
-    uint64_t max_ts_before;
-  };
+  using IndexEntry = SparseIndex::Entry;
 
   // A new file at `path`, sized to `file_size` bytes and mapped, with no
   // header yet (see start()).
@@ -120,37 +117,24 @@ class Segment {
   struct Bookkeeping {
     uint64_t count;
     uint64_t max_ts;
-    size_t index_count;
-    uint64_t next_index;
+    SparseIndex::Mark index;
   };
-  Bookkeeping bookkeeping() const noexcept {
-    return {count_local_, max_ts_local_, index_count_local_, next_index_};
-  }
+  Bookkeeping bookkeeping() const noexcept { return {count_local_, max_ts_local_, index_.mark()}; }
   void restore(const Bookkeeping& b) noexcept {
     count_local_ = b.count;
     max_ts_local_ = b.max_ts;
-    index_count_local_ = b.index_count;
-    next_index_ = b.next_index;
+    index_.restore(b.index);
   }
   absl::Status write_at(uint64_t file_offset, const void* data, size_t n);
   // Makes file bytes [from, to) zero.
   absl::Status zero_range(uint64_t from, uint64_t to);
-  // Index bookkeeping for a record at `rel`; writer only.
+  // Bookkeeping for a record at `rel`; writer only.
   void note_record(uint64_t rel, uint64_t ts) noexcept {
-    if (rel >= next_index_) {
-      index_[index_count_local_++] = IndexEntry{static_cast<uint32_t>(rel),
-                                                static_cast<uint32_t>(count_local_), max_ts_local_};
-      next_index_ = (rel / index_interval_ + 1) * index_interval_;
-    }
+    index_.note(rel, count_local_, max_ts_local_);
     if (ts > max_ts_local_) max_ts_local_ = ts;
     ++count_local_;
   }
   void publish() noexcept;
-  // The last index entry at or before `rel` (by position).
-  const IndexEntry* entry_before_rel(uint64_t rel) const noexcept;
-  size_t published_entries() const noexcept {
-    return index_count_.load(std::memory_order_acquire);
-  }
 
   std::string path_;
   int fd_ = -1;
@@ -158,26 +142,21 @@ class Segment {
   uint64_t file_size_ = 0;
   uint64_t capacity_ = 0;  // record bytes
   bool writable_ = false;
-  uint32_t index_interval_;
 
   // Published state (writer stores with release, readers load with acquire).
   std::atomic<uint64_t> size_{0};
   std::atomic<uint64_t> count_{0};
   std::atomic<uint64_t> max_ts_{0};
-  std::atomic<size_t> index_count_{0};
   std::atomic<bool> sealed_{false};
+  // The sparse index: readers see the entries below the count published with size_.
+  SparseIndex index_;
 
   // Writer-local state.
   uint64_t size_local_ = 0;
   uint64_t count_local_ = 0;
   uint64_t max_ts_local_ = 0;
-  size_t index_count_local_ = 0;
-  uint64_t next_index_ = 0;
   uint64_t max_ts_before_ = 0;
   FileHeader initial_header_;
-
-  std::unique_ptr<IndexEntry[]> index_;
-  size_t index_capacity_ = 0;
 };
 
 }  // namespace ringlog
