@@ -99,7 +99,8 @@ class NetnsLab {
     std::ifstream f("/proc/sys/net/bridge/bridge-nf-call-iptables");
     std::string on;
     if (!(f >> on) || on != "1") return false;
-    const CommandResult r = run_command({"iptables", "-S", "FORWARD"}, absl::Seconds(10));
+    const CommandResult r = run_command({"iptables", "-S", "FORWARD"},
+                                        {.timeout = absl::Seconds(10), .merge_output = true});
     return r.exit_code == 0 && r.out.find("-P FORWARD DROP") != std::string::npos;
   }
   static std::string letter(size_t i) { return std::string(1, static_cast<char>('a' + i)); }
@@ -108,7 +109,7 @@ class NetnsLab {
   std::string ns_side(size_t i) const { return absl::StrCat("rlfn", tag_, letter(i)); }
   static CommandResult ip(std::vector<std::string> args) {
     args.insert(args.begin(), "ip");
-    return run_command(args, absl::Seconds(10));
+    return run_command(args, {.timeout = absl::Seconds(10), .merge_output = true});
   }
   static bool run(const std::vector<std::string>& args, std::string* why) {
     const CommandResult r = ip(args);
@@ -143,7 +144,8 @@ class FailoverNetns : public FailoverTest {
   // Runs a shell command line in namespace `ns`.
   CommandResult in_ns(const std::string& ns, const std::string& command,
                       absl::Duration timeout = absl::Seconds(30)) {
-    return run_command({"ip", "netns", "exec", ns, "sh", "-c", command}, timeout);
+    return run_command({"ip", "netns", "exec", ns, "sh", "-c", command},
+                       {.timeout = timeout, .merge_output = true});
   }
 
   NetnsLab lab_{3};
@@ -201,7 +203,7 @@ TEST_F(FailoverNetns, PartitionedPrimaryCannotAcknowledge) {
     absl::StatusOr<v1::NodeStatus> c = status("C");
     return c.ok() && c->primary() == address("B") &&
            c->replica_state() == v1::REPLICA_STATE_STREAMING;
-  })) << "C does not stream from B";
+  }, absl::Seconds(60))) << "C does not stream from B";
 
   // Inside the partition: an append to A is never acknowledged.
   const CommandResult stale = in_ns(

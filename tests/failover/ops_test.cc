@@ -28,7 +28,8 @@ constexpr uint64_t kData = 1;
 std::string http_get(int port, const std::string& path) {
   const std::string url = absl::StrCat("http://127.0.0.1:", port, path);
   if (access("/usr/bin/curl", X_OK) == 0) {
-    const CommandResult r = run_command({"/usr/bin/curl", "-sS", "--fail", "--max-time", "10", url});
+    const CommandResult r = run_command(
+        {"/usr/bin/curl", "-sS", "--fail", "--max-time", "10", url}, {.merge_output = true});
     return r.exit_code == 0 ? r.out : "";
   }
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -76,7 +77,7 @@ class OpsMetrics : public FailoverTest {
       if (!std::regex_search(out, m, re)) return false;
       port = std::stoi(m[1]);
       return port > 0;
-    });
+    }, absl::Seconds(60));
     return port;
   }
 };
@@ -127,7 +128,7 @@ TEST_F(OpsMetrics, PrometheusEndpointServesMetricsThatMove) {
   EXPECT_TRUE(wait_until([&] {
     m2 = parse_metrics(http_get(port, "/metrics"));
     return m2["ringlog_replica_connected{replica=\"B\"}"] == 0;
-  })) << "A still counts B as connected";
+  }, absl::Seconds(60))) << "A still counts B as connected";
   EXPECT_EQ(m2["ringlog_replica_lag_bytes{replica=\"B\"}"], expected_lag);
 }
 
@@ -191,7 +192,7 @@ TEST_F(OpsConfig, UnknownFlagInFileIsRefusedNamingTheLine) {
   std::ofstream(conf) << "min_replica_acks = 1\nno_such_flag = 3\n";
   const CommandResult r = run_command(
       {kRinglogd, "--config=" + conf, "--data_dir=" + dir() + "/bad", "--listen=127.0.0.1:0"},
-      absl::Seconds(20));
+      {.timeout = absl::Seconds(20), .merge_output = true});
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr(conf + ":2"));
   EXPECT_THAT(r.out, HasSubstr("no_such_flag"));

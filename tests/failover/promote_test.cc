@@ -130,7 +130,7 @@ TEST_F(FailoverPromote, RefusedCtlPromoteLeavesTheClusterAsItWas) {
   EXPECT_EQ(c->primary(), address("A")) << "the refused `ringlogctl promote` re-pointed C:\n"
                                         << r.out;
   RawAppendStream s(address("A"));
-  ASSERT_TRUE(s.send(encode_events(200, 10, kData), 1));
+  ASSERT_TRUE(s.send(1, encode_events(200, 10, kData)));
   EXPECT_TRUE(s.wait_ack(1, absl::Seconds(10)).has_value())
       << "A cannot commit after the refused promotion: C no longer replicates from it";
 }
@@ -170,10 +170,10 @@ TEST_F(FailoverIdempotence, SameProducerSeqTwiceIsAppendedOnce) {
   start("P", {});
   const std::string batch = encode_events(0, 10, kData);
   RawAppendStream s(address("P"));
-  ASSERT_TRUE(s.send(batch, 1, "prod-1", 1));
+  ASSERT_TRUE(s.send(1, batch, "prod-1", 1));
   std::optional<v1::AppendResponse> first = s.wait_ack(1, absl::Seconds(30));
   ASSERT_TRUE(first.has_value());
-  ASSERT_TRUE(s.send(batch, 2, "prod-1", 1));
+  ASSERT_TRUE(s.send(2, batch, "prod-1", 1));
   std::optional<v1::AppendResponse> second = s.wait_ack(2, absl::Seconds(30));
   ASSERT_TRUE(second.has_value());
   EXPECT_FALSE(first->duplicate());
@@ -207,7 +207,7 @@ TEST_F(FailoverIdempotence, SameProducerSeqTwiceIsAppendedOnce) {
   ASSERT_TRUE(reader->Finish().ok());
   EXPECT_EQ(skipped, std::vector<uint64_t>{10});
 
-  ASSERT_TRUE(s.send(encode_events(10, 5, kData), 3, "prod-1", 2));
+  ASSERT_TRUE(s.send(3, encode_events(10, 5, kData), "prod-1", 2));
   std::optional<v1::AppendResponse> third = s.wait_ack(3, absl::Seconds(30));
   ASSERT_TRUE(third.has_value());
   EXPECT_FALSE(third->duplicate());
@@ -227,7 +227,7 @@ TEST_F(FailoverIdempotence, NewPrimaryRecognizesBatchReplicatedBeforePromotion) 
   const std::string batch = encode_events(0, 10, kData);
   {
     RawAppendStream s(address("A"));
-    ASSERT_TRUE(s.send(batch, 1, "prod-2", 1));
+    ASSERT_TRUE(s.send(1, batch, "prod-2", 1));
     ASSERT_TRUE(s.wait_ack(1, absl::Seconds(30)).has_value());
   }
   ASSERT_TRUE(wait_converged("A", {"B", "C"}));
@@ -236,7 +236,7 @@ TEST_F(FailoverIdempotence, NewPrimaryRecognizesBatchReplicatedBeforePromotion) 
   ASSERT_TRUE(promote("B", false, {"C"}).ok());
 
   RawAppendStream s(address("B"));
-  ASSERT_TRUE(s.send(batch, 1, "prod-2", 1));
+  ASSERT_TRUE(s.send(1, batch, "prod-2", 1));
   std::optional<v1::AppendResponse> ack = s.wait_ack(1, absl::Seconds(30));
   ASSERT_TRUE(ack.has_value()) << (s.wait_end(absl::Seconds(1)).has_value()
                                        ? s.wait_end(absl::Seconds(1))->error_message()
@@ -257,13 +257,13 @@ TEST_F(FailoverIdempotence, DuplicateRecognizedAfterRestart) {
   const std::string batch = encode_events(0, 10, kData);
   {
     RawAppendStream s(address("P"));
-    ASSERT_TRUE(s.send(batch, 1, "prod-3", 1));
+    ASSERT_TRUE(s.send(1, batch, "prod-3", 1));
     ASSERT_TRUE(s.wait_ack(1, absl::Seconds(30)).has_value());
   }
   ASSERT_EQ(*stop("P", SIGKILL), 128 + SIGKILL);
   restart("P");
   RawAppendStream s(address("P"));
-  ASSERT_TRUE(s.send(batch, 1, "prod-3", 1));
+  ASSERT_TRUE(s.send(1, batch, "prod-3", 1));
   std::optional<v1::AppendResponse> ack = s.wait_ack(1, absl::Seconds(30));
   ASSERT_TRUE(ack.has_value());
   EXPECT_TRUE(ack->duplicate());

@@ -1,85 +1,13 @@
 #include "harness.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "common/test_support.h"
 #include "grpcpp/generic/generic_stub.h"
 
 namespace ringlog::testing {
-
-using test_support::read_file;
-
-bool wait_until(const std::function<bool()>& pred, absl::Duration timeout) {
-  return test_support::poll_until(pred, timeout);
-}
-
-TempDir::TempDir() {
-  std::string tmpl = ::testing::TempDir() + "ringlog-it-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) {
-    throw std::runtime_error(absl::StrCat("mkdtemp ", tmpl, ": ", std::strerror(errno)));
-  }
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-// ---- Test events ----
-
-std::string test_payload(uint64_t stream, uint64_t index) {
-  std::string p(kTestPayloadBytes, '\0');
-  std::memcpy(p.data(), &stream, 8);
-  std::memcpy(p.data() + 8, &index, 8);
-  return p;
-}
-
-bool parse_test_payload(ByteSpan payload, uint64_t* stream, uint64_t* index) {
-  if (payload.size() != kTestPayloadBytes) return false;
-  std::memcpy(stream, payload.data(), 8);
-  std::memcpy(index, payload.data() + 8, 8);
-  return true;
-}
-
-uint64_t test_timestamp(uint64_t stream, uint64_t index) {
-  return uint64_t{1'700'000'000'000'000'000} + index * 1000 + stream;
-}
-
-uint8_t test_type(uint64_t stream, uint64_t index) {
-  return static_cast<uint8_t>(1 + stream * 8 + index % 3);
-}
-
-void add_test_records(std::string* out, uint64_t stream, uint64_t first, uint64_t count) {
-  size_t at = out->size();
-  out->resize(at + count * kTestRecordBytes);
-  for (uint64_t i = first; i < first + count; ++i) {
-    const std::string p = test_payload(stream, i);
-    EventHeader h(test_timestamp(stream, i), test_type(stream, i), kTestPayloadBytes);
-    at += encode_record(reinterpret_cast<std::byte*>(out->data()) + at, h, as_bytes(p));
-  }
-}
-
-std::string make_record(uint64_t timestamp, uint8_t type, std::string_view payload) {
-  std::string out(padded_size(payload.size()), '\0');
-  EventHeader h(timestamp, type, static_cast<uint16_t>(payload.size()));
-  encode_record(reinterpret_cast<std::byte*>(out.data()), h, as_bytes(payload));
-  return out;
-}
 
 // ---- Replay ----
 
@@ -141,126 +69,6 @@ RawReplay raw_replay(const std::shared_ptr<grpc::Channel>& channel, const v1::Re
   return out;
 }
 
-// ---- RawAppendStream ----
-
-RawAppendStream::RawAppendStream(const std::shared_ptr<grpc::Channel>& channel,
-                                 absl::Duration deadline)
-    : stub_(v1::EventLog::NewStub(channel)) {
-  ctx_.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(deadline));
-  stream_ = stub_->Append(&ctx_);
-  reader_ = std::thread([this] { read_loop(); });
-}
-
-RawAppendStream::~RawAppendStream() {
-  if (!status_) {
-    ctx_.TryCancel();
-    reader_.join();
-    (void)stream_->Finish();
-  }
-}
-
-void RawAppendStream::read_loop() {
-  v1::AppendResponse r;
-  while (stream_->Read(&r)) {
-    std::lock_guard l(mu_);
-    acks_.push_back(r);
-    cv_.notify_all();
-  }
-  std::lock_guard l(mu_);
-  read_done_ = true;
-  cv_.notify_all();
-}
-
-bool RawAppendStream::send(uint64_t batch_id, const std::string& records) {
-  v1::AppendRequest req;
-  req.set_batch_id(batch_id);
-  req.set_records(records);
-  return send(req);
-}
-
-bool RawAppendStream::send(const v1::AppendRequest& req) {
-  {
-    std::lock_guard l(mu_);
-    ++sent_;
-  }
-  return stream_->Write(req);
-}
-
-bool RawAppendStream::wait_in_flight_below(size_t max) {
-  std::unique_lock l(mu_);
-  cv_.wait(l, [&] { return sent_ - acks_.size() < max || read_done_; });
-  return !read_done_;
-}
-
-bool RawAppendStream::wait_acks(size_t n, absl::Duration timeout) {
-  std::unique_lock l(mu_);
-  return cv_.wait_for(l, absl::ToChronoNanoseconds(timeout), [&] {
-    return acks_.size() >= n || read_done_;
-  }) && acks_.size() >= n;
-}
-
-grpc::Status RawAppendStream::finish() {
-  if (status_) return *status_;
-  if (!writes_done_) {
-    writes_done_ = true;
-    stream_->WritesDone();
-  }
-  reader_.join();
-  status_ = stream_->Finish();
-  return *status_;
-}
-
-std::vector<v1::AppendResponse> RawAppendStream::acks() const {
-  std::lock_guard l(mu_);
-  return acks_;
-}
-
-size_t RawAppendStream::sent() const {
-  std::lock_guard l(mu_);
-  return sent_;
-}
-
-// ---- Processes ----
-
-CommandResult run_command(const std::vector<std::string>& argv, const std::string& input,
-                          const std::string& work_dir, absl::Duration timeout) {
-  static std::atomic<int> counter{0};
-  const std::string base = absl::StrCat(work_dir, "/cmd", counter.fetch_add(1));
-  const std::string in_path = base + ".in";
-  const std::string out_path = base + ".out";
-  const std::string err_path = base + ".err";
-  std::ofstream(in_path, std::ios::binary) << input;
-  CommandResult r;
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(absl::StrCat("fork: ", std::strerror(errno)));
-  if (pid == 0) {
-    const int in = open(in_path.c_str(), O_RDONLY);
-    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in < 0 || out < 0 || err < 0) _exit(126);
-    dup2(in, STDIN_FILENO);
-    dup2(out, STDOUT_FILENO);
-    dup2(err, STDERR_FILENO);
-    std::vector<std::string> args = argv;
-    std::vector<char*> cargs;
-    for (std::string& a : args) cargs.push_back(a.data());
-    cargs.push_back(nullptr);
-    execv(cargs[0], cargs.data());
-    _exit(127);
-  }
-  int status = 0;
-  const bool exited = wait_until([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout);
-  if (!exited) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    r.timed_out = true;
-  }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  return r;
-}
-
 std::vector<std::string> small_node_flags() {
   return {"--ring_bytes=8388608", "--segment_bytes=8388608"};
 }
@@ -268,28 +76,16 @@ std::vector<std::string> small_node_flags() {
 // ---- NodeTest ----
 
 void NodeTest::TearDown() {
-  if (!HasFailure()) return;
-  for (const auto& [i, n] : nodes_) {
-    std::string log = read_file(data_dir(i) + ".log");
-    if (log.size() > 6000) log = "...\n" + log.substr(log.size() - 6000);
-    std::fprintf(stderr, "---- ringlogd log of %s ----\n%s\n", data_dir(i).c_str(), log.c_str());
-  }
+  if (HasFailure()) testkit::print_log_tails(dir(), 60);  // each node's last lines
 }
 
 tools::NodeProcess& NodeTest::start_node(std::vector<std::string> extra, int i) {
   std::vector<std::string> args = small_node_flags();
   args.insert(args.end(), extra.begin(), extra.end());
-  nodes_[i].reset();  // a previous process on this directory must be gone (SIGKILL if not)
-  absl::StatusOr<tools::NodeProcess> p = tools::NodeProcess::Start(kRinglogd, data_dir(i), args);
-  if (!p.ok()) {
-    throw std::runtime_error(absl::StrCat("cannot start ringlogd: ", p.status().ToString(), "\n",
-                                          read_file(data_dir(i) + ".log")));
-  }
-  nodes_[i] = std::make_unique<tools::NodeProcess>(std::move(*p));
-  return *nodes_[i];
+  return nodes_.start(name(i), kRinglogd, args);
 }
 
-tools::NodeProcess& NodeTest::node(int i) { return *nodes_.at(i); }
+tools::NodeProcess& NodeTest::node(int i) { return nodes_.at(name(i)); }
 
 std::unique_ptr<Client> NodeTest::connect(const tools::NodeProcess& node, ClientOptions options) {
   options.endpoints = {node.address()};
@@ -305,25 +101,16 @@ v1::NodeStatus NodeTest::status(Client& client) {
 }
 
 Ack NodeTest::append_numbered(Client& client, uint64_t stream, uint64_t first, uint64_t count) {
-  absl::StatusOr<std::unique_ptr<Appender>> a = client.appender();
-  if (!a.ok()) throw std::runtime_error("appender: " + a.status().ToString());
-  for (uint64_t i = first; i < first + count; ++i) {
-    const std::string p = test_payload(stream, i);
-    if (absl::Status s = (*a)->append(test_type(stream, i), test_timestamp(stream, i), as_bytes(p));
-        !s.ok()) {
-      throw std::runtime_error("append: " + s.ToString());
-    }
-  }
-  absl::StatusOr<Ack> last = (*a)->drain();
-  if (!last.ok()) throw std::runtime_error("drain: " + last.status().ToString());
-  if (absl::Status s = (*a)->close(); !s.ok()) throw std::runtime_error("close: " + s.ToString());
+  absl::StatusOr<Ack> last = testkit::append_events(
+      client, {.stream = stream, .first = first, .count = count, .payload_bytes = kTestPayloadBytes});
+  if (!last.ok()) throw std::runtime_error("append: " + last.status().ToString());
   return *last;
 }
 
 CommandResult NodeTest::ctl(const std::vector<std::string>& args, const std::string& input) {
   std::vector<std::string> argv = {kRinglogctl};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, input, dir());
+  return run_command(argv, {.input = input});
 }
 
 // ---- Checking acknowledgements against the log ----

@@ -10,6 +10,8 @@
 //     ReplayResult r = replay_all(*client, {});
 //   }
 //
+// The processes, temporary directory, events, commands and raw streams come
+// from the test kit (tests/kit); this fixture adds single-node helpers.
 // Nothing here sleeps to synchronize: wait_until() polls a condition with a
 // deadline.
 #pragma once
@@ -35,46 +37,46 @@
 #include "gtest/gtest.h"
 #include "ringlog/client.h"
 #include "ringlog/event.h"
+#include "kit/append_stream.h"
+#include "kit/binaries.h"
+#include "kit/events.h"
+#include "kit/nodes.h"
+#include "kit/support.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
 namespace ringlog::testing {
 
-inline constexpr char kRinglogd[] = RINGLOGD_PATH;
-inline constexpr char kRinglogctl[] = RINGLOGCTL_PATH;
-
-// Polls `pred` until it holds or `timeout` passes; returns its last value.
-bool wait_until(const std::function<bool()>& pred, absl::Duration timeout = absl::Seconds(30));
-
-// A directory made with mkdtemp, removed with everything in it at the end.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testkit::CommandResult;
+using testkit::kRinglogctl;
+using testkit::kRinglogd;
+using testkit::make_record;
+using testkit::RawAppendStream;
+using testkit::run_command;
+using testkit::wait_until;
 
 // ---- Events the tests write: the payload says who wrote it and when ----
 
 inline constexpr size_t kTestPayloadBytes = 16;  // so each record is 32 bytes
 inline constexpr size_t kTestRecordBytes = padded_size(kTestPayloadBytes);
 
-// 16 bytes: the stream id and the event's index in that stream (u64 LE each).
-std::string test_payload(uint64_t stream, uint64_t index);
+// Event `index` of `stream` in the kit's scheme (kit/events.h).
+inline std::string test_payload(uint64_t stream, uint64_t index) {
+  return testkit::event_payload(stream, index, kTestPayloadBytes);
+}
 // Decodes test_payload(); false if `payload` is not one.
-bool parse_test_payload(ByteSpan payload, uint64_t* stream, uint64_t* index);
-// Timestamp and type derived from (stream, index), so content checks cover the header too.
-uint64_t test_timestamp(uint64_t stream, uint64_t index);
-uint8_t test_type(uint64_t stream, uint64_t index);
-
+inline bool parse_test_payload(ByteSpan payload, uint64_t* stream, uint64_t* index) {
+  return testkit::parse_event_payload(payload, kTestPayloadBytes, stream, index);
+}
+inline uint64_t test_timestamp(uint64_t stream, uint64_t index) {
+  return testkit::event_timestamp(stream, index);
+}
+inline uint8_t test_type(uint64_t stream, uint64_t index) {
+  return testkit::event_type(stream, index);
+}
 // Appends records for events [first, first + count) of `stream` to `out`.
-void add_test_records(std::string* out, uint64_t stream, uint64_t first, uint64_t count);
-// One record with any header fields and payload, checksum computed.
-std::string make_record(uint64_t timestamp, uint8_t type, std::string_view payload);
+inline void add_test_records(std::string* out, uint64_t stream, uint64_t first, uint64_t count) {
+  *out += testkit::encode_events(stream, first, count, kTestPayloadBytes);
+}
 
 // ---- Calls without a generated stub ----
 
@@ -178,61 +180,7 @@ inline AckedBatch acked_batch(uint64_t stream, uint64_t first_index, const Ack& 
 ::testing::AssertionResult log_matches_acks(Client& client, std::vector<AckedBatch> batches,
                                             uint64_t* replayed);
 
-// ---- Append on the generated stub ----
-
-// A pipelined Append stream that records every acknowledgement, for tests
-// that send malformed batches or need each batch's ack. One sending thread.
-class RawAppendStream {
- public:
-  // The call ends with DEADLINE_EXCEEDED after `deadline`, so a server that
-  // never ends it fails the test instead of hanging it.
-  explicit RawAppendStream(const std::shared_ptr<grpc::Channel>& channel,
-                           absl::Duration deadline = absl::Seconds(120));
-  ~RawAppendStream();  // cancels the call if it was not finished
-
-  // Writes a batch; false once the stream is broken.
-  bool send(uint64_t batch_id, const std::string& records);
-  bool send(const v1::AppendRequest& req);
-  // Blocks while `max` or more batches are unacknowledged; false if the
-  // stream ended.
-  bool wait_in_flight_below(size_t max);
-  // Waits for `n` acks; false on timeout or if the stream ended first.
-  bool wait_acks(size_t n, absl::Duration timeout = absl::Seconds(30));
-  // Half-closes (if not yet), waits for the server to end the call, and
-  // returns its status.
-  grpc::Status finish();
-
-  std::vector<v1::AppendResponse> acks() const;
-  size_t sent() const;
-
- private:
-  void read_loop();
-
-  std::unique_ptr<v1::EventLog::Stub> stub_;
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<v1::AppendRequest, v1::AppendResponse>> stream_;
-  std::thread reader_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<v1::AppendResponse> acks_;
-  size_t sent_ = 0;
-  bool read_done_ = false;
-  bool writes_done_ = false;
-  std::optional<grpc::Status> status_;
-};
-
 // ---- Processes ----
-
-struct CommandResult {
-  int exit_code = -1;  // 128 + signal when killed by one
-  std::string out;
-  std::string err;
-  bool timed_out = false;
-};
-// Runs `argv` (argv[0] is the binary path) with `input` on stdin, capturing
-// stdout and stderr in files under `work_dir`.
-CommandResult run_command(const std::vector<std::string>& argv, const std::string& input,
-                          const std::string& work_dir, absl::Duration timeout = absl::Seconds(30));
 
 // The flags every test node gets: small ring and segments, so a test fills
 // several segments quickly.
@@ -244,7 +192,7 @@ class NodeTest : public ::testing::Test {
   void TearDown() override;  // prints the nodes' logs when the test failed
 
   const std::string& dir() const { return tmp_.path(); }
-  std::string data_dir(int i = 0) const { return dir() + "/data" + std::to_string(i); }
+  std::string data_dir(int i = 0) const { return nodes_.data_dir(name(i)); }
 
   // The helpers below throw std::runtime_error when something they need
   // fails (gtest reports the test as failed with the message); they are for
@@ -264,12 +212,14 @@ class NodeTest : public ::testing::Test {
   // each batch is idempotent and followed by a producer marker) and waits
   // until every one is acknowledged; returns the last batch's ack.
   Ack append_numbered(Client& client, uint64_t stream, uint64_t first, uint64_t count);
-  // Runs ringlogctl with `args`.
+  // Runs ringlogctl with `args`, stdout and stderr apart.
   CommandResult ctl(const std::vector<std::string>& args, const std::string& input = "");
 
  private:
-  TempDir tmp_;  // declared first: removed after the nodes are gone
-  std::map<int, std::unique_ptr<tools::NodeProcess>> nodes_;
+  static std::string name(int i) { return "data" + std::to_string(i); }
+
+  testkit::TempDir tmp_{"ringlog-it-"};  // declared first: removed after the nodes are gone
+  testkit::NodeSet nodes_{tmp_.path()};
 };
 
 }  // namespace ringlog::testing

@@ -31,7 +31,7 @@ TEST_F(IntegrationNodeRole, PrimaryWithoutReplicasAcceptsAppendsAndReplays) {
 
 TEST_F(IntegrationNodeRole, ReplicaWithoutPrimaryExitsWithAClearMessage) {
   const CommandResult r = run_command(
-      {kRinglogd, "--role=replica", "--data_dir=" + data_dir(), "--listen=127.0.0.1:0"}, "", dir());
+      {kRinglogd, "--role=replica", "--data_dir=" + data_dir(), "--listen=127.0.0.1:0"});
   ASSERT_FALSE(r.timed_out) << "ringlogd --role=replica without --primary kept running";
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE((r.out + r.err).find("--role=replica needs --primary"), std::string::npos)
@@ -40,7 +40,7 @@ TEST_F(IntegrationNodeRole, ReplicaWithoutPrimaryExitsWithAClearMessage) {
 
 TEST_F(IntegrationNodeRole, UnknownRoleExitsWithAClearMessage) {
   const CommandResult r = run_command(
-      {kRinglogd, "--role=leader", "--data_dir=" + data_dir(), "--listen=127.0.0.1:0"}, "", dir());
+      {kRinglogd, "--role=leader", "--data_dir=" + data_dir(), "--listen=127.0.0.1:0"});
   ASSERT_FALSE(r.timed_out);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE((r.out + r.err).find("--role must be primary or replica"), std::string::npos)

@@ -40,7 +40,7 @@ TEST_F(ReplicationCommit, AppendWaitsForOneReplicaAckAndCompletesWhenOneReturns)
   ASSERT_TRUE(wait_converged(p, {&r1, &r2}));
   ASSERT_EQ(stop("r1", SIGTERM).value_or(-1), 0);
   ASSERT_EQ(stop("r2", SIGTERM).value_or(-1), 0);
-  ASSERT_TRUE(wait_until([&] { return all_disconnected(p, 2); }));
+  ASSERT_TRUE(wait_until([&] { return all_disconnected(p, 2); }, absl::Seconds(60)));
   const v1::NodeStatus before = status_now(p);
   const uint64_t committed = before.log_end_offset();
   ASSERT_EQ(before.commit_offset(), committed);
@@ -53,14 +53,14 @@ TEST_F(ReplicationCommit, AppendWaitsForOneReplicaAckAndCompletesWhenOneReturns)
     st = status(p);
     return st.ok() && st->log_end_offset() >= committed + kPending * kRecordBytes &&
            st->durable_offset() == st->log_end_offset();
-  }));
+  }, absl::Seconds(60)));
   const uint64_t end = st->log_end_offset();
   // ...but not committed, and not acknowledged.
   EXPECT_EQ(st->commit_offset(), committed);
   EXPECT_FALSE(pending.done());
 
   start_replica("r1", p.address());
-  ASSERT_TRUE(wait_until([&] { return pending.done(); }));
+  ASSERT_TRUE(wait_until([&] { return pending.done(); }, absl::Seconds(60)));
   absl::StatusOr<Ack> ack = pending.stop();
   ASSERT_TRUE(ack.ok()) << ack.status();
   EXPECT_EQ(ack->end_offset, end);
@@ -89,7 +89,7 @@ TEST_F(ReplicationCommit, PrimaryWithoutRequiredAcksGoesOnWhenReplicasAreGone) {
   EXPECT_GE(ack->commit_offset, ack->end_offset);
 
   // The primary reports both replicas as gone and lagging by what it took alone.
-  ASSERT_TRUE(wait_until([&] { return all_disconnected(p, 2); }));
+  ASSERT_TRUE(wait_until([&] { return all_disconnected(p, 2); }, absl::Seconds(60)));
   const v1::NodeStatus after = status_now(p);
   EXPECT_EQ(after.log_end_offset(), ack->end_offset);
   EXPECT_EQ(after.commit_offset(), after.log_end_offset());

@@ -63,7 +63,7 @@ TEST_F(ReplicationConvergence, LateReplicaCatchesUpFromZero) {
   constexpr uint64_t kDuring = 100'000;
   BackgroundAppender more(p.address(), kBefore, kDuring, /*events_per_second=*/200'000);
   tools::NodeProcess& r = start_replica("r", p.address());
-  ASSERT_TRUE(wait_until([&] { return more.done(); }));
+  ASSERT_TRUE(wait_until([&] { return more.done(); }, absl::Seconds(60)));
   absl::StatusOr<Ack> ack = more.stop();
   ASSERT_TRUE(ack.ok()) << ack.status();
   ASSERT_EQ(more.appended(), kDuring);
@@ -90,7 +90,7 @@ TEST_F(ReplicationConvergence, ReplicaKilledMidStreamResumesFromItsOwnEnd) {
   ASSERT_TRUE(wait_until([&] {
     applied_before = applied(node("r"));
     return applied_before >= 2 * kSegmentBytes;
-  }));
+  }, absl::Seconds(60)));
   ASSERT_FALSE(appends.done());
   const size_t output_before = node_output("r").size();
   absl::StatusOr<int> killed = stop("r", SIGKILL);
@@ -98,12 +98,12 @@ TEST_F(ReplicationConvergence, ReplicaKilledMidStreamResumesFromItsOwnEnd) {
   EXPECT_EQ(*killed, 128 + SIGKILL);
 
   // The primary goes on without it.
-  ASSERT_TRUE(wait_until([&] { return log_end(p) >= applied_before + kSegmentBytes; }));
+  ASSERT_TRUE(wait_until([&] { return log_end(p) >= applied_before + kSegmentBytes; }, absl::Seconds(60)));
   ASSERT_FALSE(appends.done());
 
   tools::NodeProcess& r = start_replica("r", p.address());
   const uint64_t end_at_restart = log_end(p);
-  ASSERT_TRUE(wait_until([&] { return applied(r) >= end_at_restart; }));
+  ASSERT_TRUE(wait_until([&] { return applied(r) >= end_at_restart; }, absl::Seconds(60)));
   ASSERT_FALSE(appends.done()) << "appends ended before the replica caught up; raise max_events";
 
   absl::StatusOr<Ack> ack = appends.stop();

@@ -23,7 +23,7 @@ class ReplicationReplica : public ReplicationTest {
     if (wait_until([&] {
           absl::StatusOr<v1::NodeStatus> s = status(r);
           return s.ok() && s->commit_offset() == end;
-        })) {
+        }, absl::Seconds(60))) {
       return ::testing::AssertionSuccess();
     }
     return ::testing::AssertionFailure() << "the replica's commit offset is "
@@ -154,9 +154,9 @@ TEST_F(ReplicationReplica, FollowReplayOnReplicaDeliversEventsAsTheyCommit) {
       if (in_order.fetch_add(1) + 1 == kBefore + kAfter) return;
     }
   });
-  ASSERT_TRUE(wait_until([&] { return in_order.load() >= kBefore || wrong; }));
+  ASSERT_TRUE(wait_until([&] { return in_order.load() >= kBefore || wrong; }, absl::Seconds(60)));
   ASSERT_TRUE(append_events(p, kBefore, kAfter).ok());
-  const bool all = wait_until([&] { return in_order.load() == kBefore + kAfter || wrong; });
+  const bool all = wait_until([&] { return in_order.load() == kBefore + kAfter || wrong; }, absl::Seconds(60));
   replayer->cancel();
   reader.join();
   EXPECT_TRUE(all) << "the follow replay on the replica delivered " << in_order.load() << " of "

@@ -46,7 +46,7 @@ TEST_F(ReplicationStatus, PrimaryListsEachReplicaAndReplicasShowTheirPrimary) {
       if (ri.acked_offset() != end) return false;
     }
     return true;
-  }));
+  }, absl::Seconds(60)));
   v1::NodeStatus ps = status_now(p);
   EXPECT_EQ(ps.role(), v1::ROLE_PRIMARY);
   for (const v1::ReplicaInfo& ri : ps.replicas()) {
@@ -70,7 +70,7 @@ TEST_F(ReplicationStatus, PrimaryListsEachReplicaAndReplicasShowTheirPrimary) {
       if (ri.node_id() == r2_id) return !ri.connected();
     }
     return false;
-  }));
+  }, absl::Seconds(60)));
   ps = status_now(p);
   ASSERT_EQ(ps.replicas_size(), 2);
   EXPECT_GE(ps.log_end_offset(), end + kMissed * kRecordBytes);

@@ -1,0 +1,157 @@
+#include "kit/support.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/process.h"
+
+namespace ringlog::testkit {
+
+bool wait_until(const std::function<bool()>& pred, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Duration pause = absl::Milliseconds(1);
+  for (;;) {
+    if (pred()) return true;
+    if (absl::Now() >= deadline) return pred();
+    absl::SleepFor(pause);
+    pause = std::min(pause * 2, absl::Milliseconds(20));
+  }
+}
+
+TempDir::TempDir(const std::string& prefix) {
+  absl::StatusOr<std::string> dir = tools::make_temp_dir(prefix);
+  if (!dir.ok()) throw std::runtime_error(dir.status().ToString());
+  path_ = *std::move(dir);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void print_log_tails(const std::string& dir, int lines) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string path = e.path().string();
+    if (!path.ends_with(".log")) continue;
+    const std::string text = read_file(path);
+    size_t from = text.size();
+    for (int n = 0; from > 0 && n < lines; --from) {
+      if (text[from - 1] == '\n') ++n;
+    }
+    std::fprintf(stderr, "---- %s (last lines) ----\n%s\n", path.c_str(), text.c_str() + from);
+  }
+}
+
+namespace {
+
+// A started command: its pid and the read ends of its output pipes
+// (err_fd is -1 when stderr goes to the stdout pipe).
+struct Child {
+  pid_t pid = -1;
+  int out_fd = -1;
+  int err_fd = -1;
+};
+
+// Forks and execs `argv` with stdin reading `input` (from a memory file, so
+// that a command that never reads it cannot block the test) and stdout and
+// stderr on pipes.
+Child spawn(const std::vector<std::string>& argv, const CommandOptions& options) {
+  const int in = memfd_create("stdin", MFD_CLOEXEC);
+  int out[2];
+  int err[2] = {-1, -1};
+  if (in < 0 || pipe2(out, O_CLOEXEC) != 0 || (!options.merge_output && pipe2(err, O_CLOEXEC) != 0)) {
+    throw std::runtime_error(absl::StrCat("pipe: ", std::strerror(errno)));
+  }
+  if (write(in, options.input.data(), options.input.size()) !=
+      static_cast<ssize_t>(options.input.size())) {
+    throw std::runtime_error(absl::StrCat("writing stdin: ", std::strerror(errno)));
+  }
+  lseek(in, 0, SEEK_SET);
+  Child c;
+  c.pid = fork();
+  if (c.pid < 0) throw std::runtime_error(absl::StrCat("fork: ", std::strerror(errno)));
+  if (c.pid == 0) {
+    dup2(in, STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    dup2(options.merge_output ? out[1] : err[1], STDERR_FILENO);
+    std::vector<std::string> args = argv;
+    std::vector<char*> cargs;
+    for (std::string& a : args) cargs.push_back(a.data());
+    cargs.push_back(nullptr);
+    execvp(cargs[0], cargs.data());
+    _exit(127);
+  }
+  close(in);
+  close(out[1]);
+  if (err[1] >= 0) close(err[1]);
+  c.out_fd = out[0];
+  c.err_fd = err[0];
+  return c;
+}
+
+// Reads the child's output until both pipes reach end of file or the
+// deadline passes; false on the deadline.
+bool collect(Child& c, absl::Time deadline, CommandResult* r) {
+  char buf[4096];
+  while (c.out_fd >= 0 || c.err_fd >= 0) {
+    pollfd p[2] = {{c.out_fd, POLLIN, 0}, {c.err_fd, POLLIN, 0}};
+    const int64_t left = std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (poll(p, 2, static_cast<int>(std::min<int64_t>(left, 100))) == 0) {
+      if (absl::Now() >= deadline) return false;
+      continue;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].fd < 0 || p[i].revents == 0) continue;
+      const ssize_t got = read(p[i].fd, buf, sizeof buf);
+      if (got <= 0) {  // EOF: the child (and anything it started) closed it
+        close(p[i].fd);
+        (i == 0 ? c.out_fd : c.err_fd) = -1;
+        continue;
+      }
+      (i == 0 ? r->out : r->err).append(buf, static_cast<size_t>(got));
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& options) {
+  CommandResult r;
+  Child c = spawn(argv, options);
+  if (!collect(c, absl::Now() + options.timeout, &r)) {
+    r.timed_out = true;
+    kill(c.pid, SIGKILL);
+    if (c.out_fd >= 0) close(c.out_fd);
+    if (c.err_fd >= 0) close(c.err_fd);
+  }
+  int status = 0;
+  waitpid(c.pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+}  // namespace ringlog::testkit
