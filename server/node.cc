@@ -15,6 +15,7 @@
 #include "follow_reactor.h"
 #include "peers.h"
 #include "ringlog/control.h"
+#include "ringlog/redirect.h"
 #include "ringlog/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -248,10 +249,14 @@ std::string Node::advertise() const {
   return advertise_.empty() ? options_.listen : advertise_;
 }
 
-std::string Node::primary_hint() const {
+absl::Status Node::not_primary(absl::string_view action) const {
   std::lock_guard l(role_mu_);
-  if (follower_) return follower_->primary();
-  return fenced_.empty() ? "(unknown)" : "(unknown: " + fenced_ + ")";
+  const std::string primary = follower_ ? follower_->primary() : "";
+  const std::string named = !primary.empty() ? primary
+                            : fenced_.empty() ? "(unknown)"
+                                              : "(unknown: " + fenced_ + ")";
+  return NotPrimary(primary, epoch(),
+                    absl::StrCat("this node is a replica; ", action, " the primary at ", named));
 }
 
 SpscRingBuffer::Producer* Node::embedded_producer(size_t i) {
@@ -384,6 +389,7 @@ void Node::fill_status(v1::NodeStatus* out) const {
     }
   } else if (std::lock_guard rl(role_mu_); follower_) {
     out->set_primary(follower_->primary());
+    out->set_primary_known(!out->primary().empty());
     out->set_applied_offset(follower_->applied_offset());
     switch (follower_->state()) {
       case FollowerState::kConnecting:
@@ -402,7 +408,7 @@ void Node::fill_status(v1::NodeStatus* out) const {
       out->set_replication_error(e);
     }
   } else if (role() == Role::kReplica) {
-    out->set_primary(fenced_.empty() ? "" : "(none: " + fenced_ + ")");
+    out->set_no_primary_reason(fenced_);
   }
 }
 

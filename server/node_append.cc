@@ -53,8 +53,7 @@ void Node::submit(std::string records, size_t count, ProducerRef producer, Appen
   {
     std::lock_guard l(intake_mu_);
     if (role() != Role::kPrimary) {
-      refuse = absl::FailedPreconditionError(
-          absl::StrCat("this node is a replica; append to the primary at ", primary_hint()));
+      refuse = not_primary("append to");
     } else if (!intake_open_) {
       refuse = absl::UnavailableError("the node is shutting down");
     } else {
