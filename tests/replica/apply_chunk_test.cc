@@ -29,7 +29,7 @@ class ApplyChunk : public TempDirTest {
   }
   std::unique_ptr<SegmentedLog> open(const std::string& sub) {
     LogOptions o;
-    o.segment_bytes = 64 << 10;
+    o.segment_bytes = 128 << 10;
     absl::StatusOr<std::unique_ptr<SegmentedLog>> log = SegmentedLog::Open(path(sub), o);
     EXPECT_TRUE(log.ok()) << log.status();
     return log.ok() ? std::move(*log) : nullptr;
@@ -80,7 +80,7 @@ TEST_F(ApplyChunk, GoodChunkIsAppendedWhereTheLogEnds) {
 }
 
 TEST_F(ApplyChunk, EveryChunkInTurnGivesTheSameLogAcrossSegments) {
-  write_on_primary(1500);
+  write_on_primary(3000);
   ASSERT_GT(primary_->segment_count(), 2u);
   for (const v1::Chunk& c : chunks_from(primary_->start())) {
     absl::StatusOr<LogPosition> at = apply_chunk(*replica_, c);
@@ -130,7 +130,7 @@ TEST_F(ApplyChunk, ShortSegmentHeaderIsRefused) {
 }
 
 TEST_F(ApplyChunk, SegmentStartWithoutRecordsStartsTheSegmentOnly) {
-  write_on_primary(1500);
+  write_on_primary(3000);
   std::vector<v1::Chunk> chunks = chunks_from(primary_->start());
   size_t k = 1;
   while (k < chunks.size() && !chunks[k].has_segment()) ++k;
