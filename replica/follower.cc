@@ -1,10 +1,14 @@
 #include "follower.h"
 
-#include <cstring>
+#include <optional>
+
+#include "apply_chunk.h"
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "ringlog/epochs_wire.h"
 #include "ringlog/grpc_status.h"
+#include "ringlog/redirect.h"
 #include "ringlog/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -107,10 +111,12 @@ void Follower::run() {
     state_.store(FollowerState::kConnecting, std::memory_order_release);
     const uint64_t before = log_->end().offset;
     const absl::Status s = follow_once();
+    // For people: the redirect, if any, is acted on below, not printed.
+    const std::string why = s.ToString(absl::StatusToStringMode::kWithNoExtraData);
     {
       std::unique_lock l(mu_);
       if (stop_) break;
-      last_error_ = s.ToString();
+      last_error_ = why;
     }
     // A node that is not the primary says whom it follows: go there, unless
     // an operator chose this primary (it is about to be promoted, and the
@@ -120,22 +126,15 @@ void Follower::run() {
       std::lock_guard l(mu_);
       pinned = pinned_;
     }
-    if (absl::IsFailedPrecondition(s) && !pinned) {
-      const std::string key = "follow the primary at ";
-      const std::string msg(s.message());
-      if (const size_t at = msg.find(key); at != std::string::npos) {
-        std::string hint = msg.substr(at + key.size());
-        hint = hint.substr(0, hint.find_first_of(" ;,)"));
-        if (!hint.empty() && hint[0] != '(' && hint != primary()) {
-          spdlog::info("{} is not the primary; following {} instead", primary(), hint);
-          std::lock_guard l(mu_);
-          primary_ = hint;  // after the backoff below, so two nodes cannot bounce us fast
-        }
-      }
+    if (std::optional<Redirect> r = redirect_of(s);
+        r && !pinned && !r->primary.empty() && r->primary != primary()) {
+      spdlog::info("{} is not the primary; following {} instead", primary(), r->primary);
+      std::lock_guard l(mu_);
+      primary_ = r->primary;  // after the backoff below, so two nodes cannot bounce us fast
     }
     // Back off less after a stream that made progress.
     if (log_->end().offset != before) backoff = options_.min_backoff;
-    spdlog::warn("replication from {} ended: {}; reconnecting in {}", primary(), s.ToString(),
+    spdlog::warn("replication from {} ended: {}; reconnecting in {}", primary(), why,
                  absl::FormatDuration(backoff));
     std::unique_lock l(mu_);
     cv_.wait_for(l, absl::ToChronoNanoseconds(backoff), [&] { return stop_; });
@@ -162,38 +161,47 @@ absl::Status Follower::follow_once() {
     }
   } unregister{this};
 
-  auto stream = stub->Follow(&ctx);
-  v1::FollowRequest hello;
-  {
-    v1::FollowHello* h = hello.mutable_hello();
-    const LogPosition end = log_->end();
-    h->set_node_id(options_.node_id);
-    h->set_log_end_offset(end.offset);
-    h->set_log_end_seq(end.seq);
-    h->set_window_bytes(options_.window_bytes);
-    {
-      std::lock_guard l(mu_);
-      h->set_advertise(options_.advertise);
-    }
-    std::lock_guard el(*epochs_mu_);
-    for (const EpochEntry& e : epochs_->entries()) {
-      v1::EpochEntry* pe = h->add_epochs();
-      pe->set_epoch(e.epoch);
-      pe->set_start_offset(e.start_offset);
-    }
-  }
-  v1::FollowResponse resp;
-  if (!stream->Write(hello) || !stream->Read(&resp)) {
-    const absl::Status s = from_grpc(stream->Finish());
-    return s.ok() ? absl::UnavailableError("the primary closed the stream") : s;
-  }
+  std::unique_ptr<Stream> stream = stub->Follow(&ctx);
+  // The call's end as the primary told it (with its redirect, if any).
+  auto ended = [&](const char* cleanly) {
+    const absl::Status s = from_grpc(stream->Finish(), ctx);
+    return s.ok() ? absl::UnavailableError(cleanly) : s;
+  };
+  // The call ended on our side, for `s`.
   auto fail = [&](absl::Status s) {
     ctx.TryCancel();
     (void)stream->Finish();
     return s;
   };
+  v1::FollowResponse resp;
+  if (!handshake(stream.get(), &resp)) return ended("the primary closed the stream");
+  if (absl::Status s = adopt_directive(primary, resp); !s.ok()) return fail(s);
+  if (absl::Status s = stream_chunks(stream.get(), &resp); !s.ok()) return fail(s);
+  return ended("the primary ended the stream");
+}
+
+bool Follower::handshake(Stream* stream, v1::FollowResponse* first) {
+  v1::FollowRequest hello;
+  v1::FollowHello* h = hello.mutable_hello();
+  const LogPosition end = log_->end();
+  h->set_node_id(options_.node_id);
+  h->set_log_end_offset(end.offset);
+  h->set_log_end_seq(end.seq);
+  h->set_window_bytes(options_.window_bytes);
+  {
+    std::lock_guard l(mu_);
+    h->set_advertise(options_.advertise);
+  }
+  {
+    std::lock_guard el(*epochs_mu_);
+    epochs_to_wire(epochs_->entries(), h->mutable_epochs());
+  }
+  return stream->Write(hello) && stream->Read(first);
+}
+
+absl::Status Follower::adopt_directive(const std::string& primary, const v1::FollowResponse& resp) {
   if (!resp.has_directive()) {
-    return fail(absl::InternalError("the primary's first message is not a directive"));
+    return absl::InternalError("the primary's first message is not a directive");
   }
   uint64_t own_epoch;
   {
@@ -201,119 +209,102 @@ absl::Status Follower::follow_once() {
     own_epoch = epochs_->current();
   }
   if (resp.epoch() < own_epoch) {
-    return fail(absl::FailedPreconditionError(absl::StrFormat(
+    return absl::FailedPreconditionError(absl::StrFormat(
         "%s is in epoch %d, behind this node's epoch %d: not following it", primary, resp.epoch(),
-        own_epoch)));
+        own_epoch));
   }
   const v1::Directive& d = resp.directive();
-  const LogPosition end = log_->end();
-  if (d.truncate_to() < end.offset) {
-    const uint64_t floor = std::max(commit_floor_.load(), commit_.load().offset);
-    if (d.truncate_to() < floor) {
-      if (!allow_truncate_below_commit_.load()) {
-        return fail(absl::FailedPreconditionError(absl::StrFormat(
-            "%s asks to cut the log at offset %d, below offset %d which this node knows was "
-            "committed; refusing (follow with --force to cut anyway)",
-            primary, d.truncate_to(), floor)));
-      }
-      spdlog::error("cutting committed records [{}, {}) as forced", d.truncate_to(), floor);
-    }
-    spdlog::warn("truncating the log from offset {} to {} (records {} to {}): that tail is not in "
-                 "the primary's history",
-                 end.offset, d.truncate_to(), d.truncate_to(), end.offset);
-    if (absl::Status s = log_->truncate(d.truncate_to()); !s.ok()) return fail(s);
-  }
-  std::vector<EpochEntry> adopted;
-  for (const v1::EpochEntry& e : d.epochs()) adopted.push_back({e.epoch(), e.start_offset()});
+  RINGLOG_RETURN_IF_ERROR(truncate_as_directed(primary, d.truncate_to()));
+  const std::vector<EpochEntry> adopted = epochs_from_wire(d.epochs());
   {
     std::lock_guard el(*epochs_mu_);
     if (!adopted.empty() && adopted != epochs_->entries()) {
-      if (absl::Status s = epochs_->replace(adopted); !s.ok()) return fail(s);
+      RINGLOG_RETURN_IF_ERROR(epochs_->replace(adopted));
     }
   }
   primary_epoch_.store(resp.epoch(), std::memory_order_release);
   if (options_.on_epoch) options_.on_epoch(resp.epoch());
   state_.store(FollowerState::kCatchingUp, std::memory_order_release);
   spdlog::info("following {} (epoch {}) from offset {}", primary, resp.epoch(), log_->end().offset);
+  return absl::OkStatus();
+}
 
+absl::Status Follower::truncate_as_directed(const std::string& primary, uint64_t truncate_to) {
+  const LogPosition end = log_->end();
+  if (truncate_to >= end.offset) return absl::OkStatus();
+  const uint64_t floor = std::max(commit_floor_.load(), commit_.load().offset);
+  if (truncate_to < floor) {
+    if (!allow_truncate_below_commit_.load()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s asks to cut the log at offset %d, below offset %d which this node knows was "
+          "committed; refusing (follow with --force to cut anyway)",
+          primary, truncate_to, floor));
+    }
+    spdlog::error("cutting committed records [{}, {}) as forced", truncate_to, floor);
+  }
+  spdlog::warn("truncating the log from offset {} to {} (records {} to {}): that tail is not in "
+               "the primary's history",
+               end.offset, truncate_to, truncate_to, end.offset);
+  return log_->truncate(truncate_to);
+}
+
+absl::Status Follower::stream_chunks(Stream* stream, v1::FollowResponse* resp) {
   uint64_t acked = UINT64_MAX;
   for (;;) {
-    if (resp.epoch() < primary_epoch_.load(std::memory_order_relaxed)) {
-      return fail(absl::FailedPreconditionError("the primary's epoch went backwards"));
+    if (resp->epoch() < primary_epoch_.load(std::memory_order_relaxed)) {
+      return absl::FailedPreconditionError("the primary's epoch went backwards");
     }
-    if (resp.epoch() > primary_epoch_.load(std::memory_order_relaxed)) {
+    if (resp->epoch() > primary_epoch_.load(std::memory_order_relaxed)) {
       // A new epoch began mid-stream: handshake again to take its history.
-      return fail(absl::AbortedError(absl::StrFormat(
-          "the primary moved to epoch %d; reconnecting to adopt it", resp.epoch())));
+      return absl::AbortedError(absl::StrFormat(
+          "the primary moved to epoch %d; reconnecting to adopt it", resp->epoch()));
     }
-    if (resp.has_chunk()) {
-      if (absl::Status s = apply(resp.chunk()); !s.ok()) return fail(s);
-    }
-    primary_commit_ = resp.commit_offset();
-    if (absl::Status s = make_durable(false); !s.ok()) return fail(s);
+    if (resp->has_chunk()) RINGLOG_RETURN_IF_ERROR(apply(resp->chunk()));
+    primary_commit_ = resp->commit_offset();
+    RINGLOG_RETURN_IF_ERROR(make_durable(false));
     const LogPosition applied = log_->end();
-    state_.store(applied.offset >= resp.primary_durable_offset() ? FollowerState::kStreaming
-                                                                 : FollowerState::kCatchingUp,
+    state_.store(applied.offset >= resp->primary_durable_offset() ? FollowerState::kStreaming
+                                                                  : FollowerState::kCatchingUp,
                  std::memory_order_release);
-    // What we serve: the primary's commit, but never past our own log.
-    const uint64_t c = std::min(primary_commit_, log_->durable_offset());
-    if (c != commit_.load().offset) {
-      absl::StatusOr<LogPosition> cp = log_->find_offset(c);
-      if (cp.ok()) {
-        commit_.store(*cp);
-        if (cp->offset > commit_floor_.load()) commit_floor_.store(cp->offset);
-        if (options_.on_commit) options_.on_commit(*cp, resp.epoch());
-      }
-    }
+    learn_commit(resp->epoch());
     const uint64_t durable = log_->durable_offset();
     // Ack new durable data, and answer heartbeats so the primary knows we are here.
-    if (durable != acked || resp.has_heartbeat()) {
-      v1::FollowRequest ack;
-      ack.mutable_ack()->set_durable_offset(durable);
-      ack.mutable_ack()->set_applied_offset(applied.offset);
-      absl::StatusOr<LogPosition> dp = log_->find_offset(durable);
-      ack.mutable_ack()->set_durable_seq(dp.ok() ? dp->seq : 0);
-      if (!stream->Write(ack)) break;
+    if (durable != acked || resp->has_heartbeat()) {
+      if (!send_ack(stream, durable, applied.offset)) return absl::OkStatus();
       acked = durable;
     }
-    if (!stream->Read(&resp)) break;
+    if (!stream->Read(resp)) return absl::OkStatus();
   }
-  const absl::Status s = from_grpc(stream->Finish());
-  return s.ok() ? absl::UnavailableError("the primary ended the stream") : s;
+}
+
+void Follower::learn_commit(uint64_t epoch) {
+  // What we serve: the primary's commit, but never past our own log.
+  const uint64_t c = std::min(primary_commit_, log_->durable_offset());
+  if (c == commit_.load().offset) return;
+  absl::StatusOr<LogPosition> cp = log_->find_offset(c);
+  if (!cp.ok()) return;
+  commit_.store(*cp);
+  if (cp->offset > commit_floor_.load()) commit_floor_.store(cp->offset);
+  if (options_.on_commit) options_.on_commit(*cp, epoch);
+}
+
+bool Follower::send_ack(Stream* stream, uint64_t durable, uint64_t applied) {
+  v1::FollowRequest ack;
+  ack.mutable_ack()->set_durable_offset(durable);
+  ack.mutable_ack()->set_applied_offset(applied);
+  absl::StatusOr<LogPosition> dp = log_->find_offset(durable);
+  ack.mutable_ack()->set_durable_seq(dp.ok() ? dp->seq : 0);
+  return stream->Write(ack);
 }
 
 absl::Status Follower::apply(const v1::Chunk& chunk) {
-  const LogPosition end = log_->end();
-  // Check the records first: a bad chunk changes nothing, not even a segment.
+  absl::StatusOr<LogPosition> first = apply_chunk(*log_, chunk);
+  if (!first.ok()) return first.status();
   const std::string& r = chunk.records();
-  const ByteSpan records(reinterpret_cast<const std::byte*>(r.data()), r.size());
-  if (!records.empty()) {
-    if (absl::StatusOr<size_t> n = check_records(records); !n.ok()) {
-      return absl::DataLossError(absl::StrFormat("corrupt chunk at offset %d: %s",
-                                                 chunk.start_offset(), n.status().message()));
-    }
+  if (r.empty()) return absl::OkStatus();
+  if (options_.on_applied) {
+    options_.on_applied(ByteSpan(reinterpret_cast<const std::byte*>(r.data()), r.size()), *first);
   }
-  if (chunk.has_segment()) {
-    const std::string& hb = chunk.segment().header();
-    if (hb.size() != sizeof(FileHeader)) {
-      return absl::DataLossError(absl::StrFormat("segment header of %d bytes, not 64", hb.size()));
-    }
-    FileHeader h;
-    std::memcpy(&h, hb.data(), sizeof h);
-    if (h.base_offset != chunk.start_offset() || h.base_seq != chunk.start_seq()) {
-      return absl::DataLossError("segment header does not match the chunk's position");
-    }
-    RINGLOG_RETURN_IF_ERROR(log_->start_segment(h));
-  } else if (chunk.start_offset() != end.offset || chunk.start_seq() != end.seq) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "chunk starts at offset %d seq %d but the log ends at offset %d seq %d",
-        chunk.start_offset(), chunk.start_seq(), end.offset, end.seq));
-  }
-  if (records.empty()) return absl::OkStatus();
-  const LogPosition first = log_->end();
-  AppendResult a = log_->append(records, /*auto_roll=*/false);
-  if (!a.status.ok()) return a.status;
-  if (options_.on_applied) options_.on_applied(records, first);
   sync_schedule_.wrote();
   return absl::OkStatus();
 }

@@ -78,10 +78,30 @@ class Follower {
   std::string last_error() const;
 
  private:
+  using Stream = grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>;
+
+  // Follower thread only, below.
   void run();
-  // One connection: hello, directive, chunks until an error.
+  // One connection: handshake, directive, chunks until an error. The error
+  // carries the primary's redirect, if it answered "not the primary".
   absl::Status follow_once();
+  // Sends the hello (where the log ends, the epoch history) and reads the
+  // primary's first answer; false when the stream ended instead.
+  bool handshake(Stream* stream, v1::FollowResponse* first);
+  // Takes the directive: refuses a primary behind our epoch, cuts the tail
+  // that diverges from its history, adopts its history and epoch.
+  absl::Status adopt_directive(const std::string& primary, const v1::FollowResponse& resp);
+  // Cuts the log at `truncate_to` when it ends past it, never below what
+  // this node knows was committed unless forced.
+  absl::Status truncate_as_directed(const std::string& primary, uint64_t truncate_to);
+  // Applies chunks and heartbeats starting with *resp, acking what is
+  // durable; OK when the stream ends, an error to end it on our side.
+  absl::Status stream_chunks(Stream* stream, v1::FollowResponse* resp);
+  // apply_chunk() on our log, then tells on_applied and the sync schedule.
   absl::Status apply(const v1::Chunk& chunk);
+  // Serves the primary's commit offset, never past our own durable log.
+  void learn_commit(uint64_t epoch);
+  bool send_ack(Stream* stream, uint64_t durable, uint64_t applied);
   absl::Status make_durable(bool force);
   void set_error(const absl::Status& s);
 

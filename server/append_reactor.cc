@@ -6,12 +6,12 @@
 
 namespace ringlog {
 
-AppendReactor::AppendReactor(Node* node) : node_(node) {
+AppendReactor::AppendReactor(Node* node, grpc::CallbackServerContext* ctx)
+    : node_(node), ctx_(ctx) {
   node_->stream_opened(StreamKind::kAppend);
   std::lock_guard l(mu_);
   if (node_->role() != Role::kPrimary) {
-    error_ = absl::FailedPreconditionError(absl::StrFormat(
-        "this node is a replica; append to the primary at %s", node_->primary_hint()));
+    error_ = node_->not_primary("append to");
     read_closed_ = true;
   }
   advance_locked();
@@ -141,7 +141,7 @@ void AppendReactor::advance_locked() {
   }
   if (read_closed_ && in_flight_ == 0 && acks_.empty() && !writing_) {
     finished_ = true;
-    Finish(to_grpc(error_));
+    Finish(to_grpc(error_, ctx_));
   }
 }
 

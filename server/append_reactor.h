@@ -19,7 +19,8 @@ namespace ringlog {
 class AppendReactor final
     : public grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse> {
  public:
-  explicit AppendReactor(Node* node);
+  // `ctx` is the call's: a "not the primary" answer puts its redirect there.
+  AppendReactor(Node* node, grpc::CallbackServerContext* ctx);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -38,6 +39,7 @@ class AppendReactor final
   void refuse_locked(absl::Status s);
 
   Node* node_;
+  grpc::CallbackServerContext* ctx_;
   std::mutex mu_;
   v1::AppendRequest req_;
   v1::AppendResponse resp_;              // the write in flight

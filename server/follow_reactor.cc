@@ -2,17 +2,17 @@
 
 #include "absl/strings/str_format.h"
 #include "mapped_message.h"
+#include "ringlog/epochs_wire.h"
 #include "ringlog/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace ringlog {
 
-FollowReactor::FollowReactor(Node* node, std::string peer) : node_(node), peer_(std::move(peer)) {
+FollowReactor::FollowReactor(Node* node, grpc::CallbackServerContext* ctx)
+    : node_(node), ctx_(ctx), peer_(ctx->peer()) {
   std::lock_guard l(mu_);
   if (node_->role() != Role::kPrimary) {
-    finish_locked(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                               absl::StrFormat("this node is a replica; follow the primary at %s",
-                                               node_->primary_hint())));
+    finish_locked(to_grpc(node_->not_primary("follow"), ctx_));
     return;
   }
   StartRead(&req_buf_);
@@ -49,18 +49,18 @@ void FollowReactor::on_hello(const v1::FollowHello& hello) {
   hello_done_ = true;
   replica_id_ = hello.node_id().empty() ? peer_ : hello.node_id();
   if (hello.window_bytes() != 0) window_ = std::max<uint64_t>(hello.window_bytes(), 2 * kChunkBytes);
-  std::vector<EpochEntry> replica_epochs;
-  for (const v1::EpochEntry& e : hello.epochs()) replica_epochs.push_back({e.epoch(), e.start_offset()});
+  const std::vector<EpochEntry> replica_epochs = epochs_from_wire(hello.epochs());
   if (!replica_epochs.empty() && replica_epochs.back().epoch > node_->epoch()) {
     // The replica has seen a later epoch than ours: we are not the primary
     // any more.
     node_->step_down(replica_epochs.back().epoch,
                      absl::StrFormat("replica %s has seen epoch %d", replica_id_,
                                      replica_epochs.back().epoch));
-    finish_locked(grpc::Status(
-        grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrFormat("this node's epoch %d is behind yours (%d): it has stepped down",
-                        node_->epoch(), replica_epochs.back().epoch)));
+    finish_locked(to_grpc(
+        NotPrimary("", replica_epochs.back().epoch,
+                   absl::StrFormat("this node's epoch %d is behind yours (%d): it has stepped down",
+                                   node_->epoch(), replica_epochs.back().epoch)),
+        ctx_));
     return;
   }
   absl::StatusOr<uint64_t> truncate_to =
@@ -91,11 +91,7 @@ void FollowReactor::on_hello(const v1::FollowHello& hello) {
   v1::FollowResponse resp;
   v1::Directive* d = resp.mutable_directive();
   d->set_truncate_to(std::min(*truncate_to, hello.log_end_offset()));
-  for (const EpochEntry& e : node_->epoch_entries()) {
-    v1::EpochEntry* pe = d->add_epochs();
-    pe->set_epoch(e.epoch);
-    pe->set_start_offset(e.start_offset);
-  }
+  epochs_to_wire(node_->epoch_entries(), d->mutable_epochs());
   d->set_log_start_offset(start.offset);
   d->set_log_start_seq(start.seq);
   write_locked(resp);
@@ -135,8 +131,10 @@ void FollowReactor::write_locked(v1::FollowResponse& resp, const LogSlice* slice
 void FollowReactor::next_locked() {
   if (finished_ || writing_ || !reader_ || parked_) return;
   if (node_->role() != Role::kPrimary) {
-    finish_locked(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                               "this node stepped down; follow the new primary"));
+    // Not not_primary(): this may run under the node's role lock. The
+    // replica asks again and is then told whom this node follows.
+    finish_locked(to_grpc(
+        NotPrimary("", node_->epoch(), "this node stepped down; follow the new primary"), ctx_));
     return;
   }
   if (node_->epoch() != epoch_) {

@@ -30,7 +30,8 @@ class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   static constexpr size_t kChunkBytes = size_t{1} << 20;
   static constexpr uint64_t kDefaultWindow = uint64_t{64} << 20;
 
-  FollowReactor(Node* node, std::string peer);
+  // `ctx` is the call's: a "not the primary" answer puts its redirect there.
+  FollowReactor(Node* node, grpc::CallbackServerContext* ctx);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -50,6 +51,7 @@ class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   void write_locked(v1::FollowResponse& resp, const LogSlice* slice = nullptr);
 
   Node* node_;
+  grpc::CallbackServerContext* ctx_;
   const std::string peer_;
   std::mutex mu_;
   grpc::ByteBuffer req_buf_;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "peers.h"
 #include "ringlog/control.h"
+#include "ringlog/redirect.h"
 #include "spdlog/spdlog.h"
 
 namespace ringlog {
@@ -199,10 +200,14 @@ std::string Node::advertise() const {
   return advertise_.empty() ? options_.listen : advertise_;
 }
 
-std::string Node::primary_hint() const {
+absl::Status Node::not_primary(absl::string_view action) const {
   std::lock_guard l(role_mu_);
-  if (follower_) return follower_->primary();
-  return fenced_.empty() ? "(unknown)" : "(unknown: " + fenced_ + ")";
+  const std::string primary = follower_ ? follower_->primary() : "";
+  const std::string named = !primary.empty() ? primary
+                            : fenced_.empty() ? "(unknown)"
+                                              : "(unknown: " + fenced_ + ")";
+  return NotPrimary(primary, epoch(),
+                    absl::StrCat("this node is a replica; ", action, " the primary at ", named));
 }
 
 SpscRingBuffer::Producer* Node::embedded_producer(size_t i) {

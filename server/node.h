@@ -125,8 +125,10 @@ class Node {
   Role role() const { return role_.load(std::memory_order_acquire); }
   const NodeOptions& options() const { return options_; }
   const std::string& node_id() const { return node_id_; }
-  // For FAILED_PRECONDITION answers on a replica: the primary it follows.
-  std::string primary_hint() const;
+  // The answer of a node that is not the primary to a request to `action`
+  // ("append to", "follow"): FAILED_PRECONDITION naming the primary it
+  // follows, in the message and as a redirect (ringlog/redirect.h).
+  absl::Status not_primary(absl::string_view action) const;
   // The address other nodes and clients reach this node at (once the
   // server knows its port); shown in status and told to the primary.
   void set_advertise(const std::string& address);

@@ -24,8 +24,7 @@ void Node::submit(std::string records, size_t count, ProducerRef producer, Appen
   b.done = std::move(done);
   absl::Status refuse;
   if (role() != Role::kPrimary) {
-    refuse = absl::FailedPreconditionError(
-        absl::StrCat("this node is a replica; append to the primary at ", primary_hint()));
+    refuse = not_primary("append to");
   } else if (!intake_.submit(b)) {
     refuse = absl::UnavailableError("the node is shutting down");
   }

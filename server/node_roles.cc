@@ -7,6 +7,7 @@
 #include "divergence.h"
 #include "node.h"
 #include "peers.h"
+#include "ringlog/redirect.h"
 #include "ringlog/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -55,7 +56,7 @@ absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string
     top_epoch = std::max(top_epoch, ps.status.epoch());
     if (force) continue;
     if (ps.status.role() == v1::ROLE_PRIMARY && ps.status.epoch() > epoch()) {
-      return absl::FailedPreconditionError(absl::StrFormat(
+      return NotPrimary(ps.address, ps.status.epoch(), absl::StrFormat(
           "%s (%s) is the primary in epoch %d, later than this node's %d; follow it instead, "
           "or use --force",
           ps.address, ps.status.node_id(), ps.status.epoch(), epoch()));
@@ -102,7 +103,7 @@ absl::StatusOr<uint64_t> Node::follow(const std::string& primary, bool force) {
   }
   if (role() == Role::kPrimary) {
     spdlog::warn("stepping down: following {} from now on", primary);
-    RINGLOG_RETURN_IF_ERROR(stop_primary(absl::FailedPreconditionError(absl::StrFormat(
+    RINGLOG_RETURN_IF_ERROR(stop_primary(NotPrimary(primary, epoch(), absl::StrFormat(
         "this node stepped down before the append was committed; append to the primary at %s",
         primary))));
     role_.store(Role::kReplica, std::memory_order_release);
@@ -124,7 +125,7 @@ void Node::step_down(uint64_t later_epoch, const std::string& why) {
     spdlog::error("stepping down: {} (epoch {} is later than ours, {}); appends are refused "
                   "until this node is told whom to follow",
                   why, later_epoch, epoch());
-    const absl::Status s = stop_primary(absl::FailedPreconditionError(absl::StrFormat(
+    const absl::Status s = stop_primary(NotPrimary("", later_epoch, absl::StrFormat(
         "this node was fenced by epoch %d; append to the current primary", later_epoch)));
     if (!s.ok()) spdlog::error("stepping down: {}", s.ToString());
     role_.store(Role::kReplica, std::memory_order_release);

@@ -51,6 +51,7 @@ void Node::fill_status(v1::NodeStatus* out) const {
     }
   } else if (std::lock_guard rl(role_mu_); follower_) {
     out->set_primary(follower_->primary());
+    out->set_primary_known(!out->primary().empty());
     out->set_applied_offset(follower_->applied_offset());
     switch (follower_->state()) {
       case FollowerState::kConnecting:
@@ -69,7 +70,7 @@ void Node::fill_status(v1::NodeStatus* out) const {
       out->set_replication_error(e);
     }
   } else if (role() == Role::kReplica) {
-    out->set_primary(fenced_.empty() ? "" : "(none: " + fenced_ + ")");
+    out->set_no_primary_reason(fenced_);
   }
 }
 

@@ -8,8 +8,8 @@
 namespace ringlog {
 
 grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>* EventLogService::Append(
-    grpc::CallbackServerContext*) {
-  return new AppendReactor(node_);
+    grpc::CallbackServerContext* ctx) {
+  return new AppendReactor(node_, ctx);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventLogService::Replay(
@@ -19,7 +19,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* EventLogService::Replay(
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ReplicationService::Follow(
     grpc::CallbackServerContext* ctx) {
-  return new FollowReactor(node_, ctx->peer());
+  return new FollowReactor(node_, ctx);
 }
 
 grpc::ServerUnaryReactor* AdminService::GetStatus(grpc::CallbackServerContext* ctx,
@@ -37,13 +37,13 @@ grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
   std::vector<std::string> peers(req->peers().begin(), req->peers().end());
   // Promotion blocks (it stops the follower, asks the peers): not on this thread.
-  node_->run_admin([node = node_, r, resp, force = req->force(), peers] {
+  node_->run_admin([node = node_, ctx, r, resp, force = req->force(), peers] {
     absl::StatusOr<Node::Promoted> p = node->promote(force, peers);
     if (p.ok()) {
       resp->set_epoch(p->epoch);
       resp->set_start_offset(p->start_offset);
     }
-    r->Finish(to_grpc(p.status()));
+    r->Finish(to_grpc(p.status(), ctx));
   });
   return r;
 }
@@ -56,10 +56,10 @@ grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
     r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give the primary to follow"));
     return r;
   }
-  node_->run_admin([node = node_, r, resp, primary = req->primary(), force = req->force()] {
+  node_->run_admin([node = node_, ctx, r, resp, primary = req->primary(), force = req->force()] {
     absl::StatusOr<uint64_t> e = node->follow(primary, force);
     if (e.ok()) resp->set_epoch(*e);
-    r->Finish(to_grpc(e.status()));
+    r->Finish(to_grpc(e.status(), ctx));
   });
   return r;
 }

@@ -12,9 +12,7 @@
 
 namespace ringlog {
 
-using client_internal::deadline_after;
-using client_internal::resumable;
-using client_internal::kMaxMessageBytes;
+using client_internal::status_of;
 
 // ---- Appender ----
 
@@ -35,17 +33,6 @@ bool failover_worthy(const grpc::Status& s) {
   }
 }
 
-// "... the primary at HOST:PORT ..." in a node's refusal, or "".
-std::string primary_hint(const std::string& msg) {
-  const std::string key = "primary at ";
-  const size_t at = msg.find(key);
-  if (at == std::string::npos) return "";
-  const size_t from = at + key.size();
-  size_t to = from;
-  while (to < msg.size() && msg[to] != ' ' && msg[to] != ';' && msg[to] != ',' && msg[to] != ')') ++to;
-  return msg.substr(from, to - from);
-}
-
 std::string random_producer_id() {
   absl::BitGen gen;
   return absl::StrFormat("p-%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
@@ -56,14 +43,11 @@ std::string find_primary(const std::vector<std::string>& candidates) {
   std::string best;
   uint64_t best_epoch = 0;
   for (const std::string& c : candidates) {
-    std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(c));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(deadline_after(absl::Milliseconds(500)));
-    v1::NodeStatus st;
-    if (!stub->GetStatus(&ctx, v1::GetStatusRequest(), &st).ok()) continue;
-    if (st.role() == v1::ROLE_PRIMARY && (best.empty() || st.epoch() > best_epoch)) {
+    absl::StatusOr<v1::NodeStatus> st = status_of(make_channel(c), absl::Milliseconds(500));
+    if (!st.ok()) continue;
+    if (st->role() == v1::ROLE_PRIMARY && (best.empty() || st->epoch() > best_epoch)) {
       best = c;
-      best_epoch = st.epoch();
+      best_epoch = st->epoch();
     }
   }
   return best;
@@ -263,7 +247,9 @@ absl::Status Appender::recover_locked(std::unique_lock<std::mutex>& l) {
     return error_;
   }
   const std::string old = stream_->endpoint;
-  std::string hint = primary_hint(st.error_message());
+  // A node that is not the primary names the one it knows, if any.
+  const std::optional<Redirect> redirect = redirect_from(*stream_->ctx);
+  std::string hint = redirect ? redirect->primary : "";
   // One deadline for the whole outage, however many times the stream breaks.
   if (broken_since_ == absl::InfiniteFuture()) broken_since_ = absl::Now();
   const absl::Time give_up = broken_since_ + options_.failover_timeout;

@@ -28,6 +28,17 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
   return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
 }
 
+absl::StatusOr<v1::NodeStatus> client_internal::status_of(std::shared_ptr<grpc::Channel> channel,
+                                                         absl::Duration timeout) {
+  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(deadline_after(timeout));
+  v1::NodeStatus out;
+  const grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &out);
+  if (!s.ok()) return from_grpc(s);
+  return out;
+}
+
 // ---- Client ----
 
 Client::Client(ClientOptions options, std::string endpoint, std::shared_ptr<grpc::Channel> channel)
@@ -48,13 +59,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
 }
 
 absl::StatusOr<v1::NodeStatus> Client::status(absl::Duration timeout) {
-  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(channel_);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(deadline_after(timeout));
-  v1::NodeStatus out;
-  grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &out);
-  if (!s.ok()) return from_grpc(s);
-  return out;
+  return client_internal::status_of(channel_, timeout);
 }
 
 absl::StatusOr<std::unique_ptr<Appender>> Client::appender() {

@@ -4,9 +4,11 @@
 #include <chrono>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "ringlog/grpc_status.h"
+#include "ringlog/v1/ringlog.pb.h"
 
 namespace ringlog::client_internal {
 
@@ -24,5 +26,9 @@ inline bool resumable(const grpc::Status& s) {
          s.error_code() == grpc::StatusCode::CANCELLED ||
          s.error_code() == grpc::StatusCode::INTERNAL;
 }
+
+// Admin.GetStatus of the node at the end of `channel`.
+absl::StatusOr<v1::NodeStatus> status_of(std::shared_ptr<grpc::Channel> channel,
+                                         absl::Duration timeout);
 
 }  // namespace ringlog::client_internal

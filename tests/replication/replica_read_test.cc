@@ -7,11 +7,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "replication_harness.h"
+#include "ringlog/grpc_status.h"
 
 namespace ringlog::testing {
 namespace {
 
-using ::testing::HasSubstr;
 
 class ReplicationReplica : public ReplicationTest {
  protected:
@@ -189,7 +189,10 @@ TEST_F(ReplicationReplica, ReplicaRefusesAppendWithFailedPreconditionNamingThePr
   EXPECT_FALSE(stream->Read(&resp)) << "the replica acknowledged batch " << resp.batch_id();
   const grpc::Status s = stream->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
-  EXPECT_THAT(s.error_message(), HasSubstr(p.address()));
+  const std::optional<Redirect> redirect = redirect_from(ctx);
+  ASSERT_TRUE(redirect.has_value()) << "no " << kEpochKey << " in the trailing metadata";
+  EXPECT_EQ(redirect->primary, p.address());
+  EXPECT_EQ(redirect->epoch, before.epoch());
 
   // Nothing reached either log.
   EXPECT_EQ(status_now(r).next_seq(), before.next_seq());

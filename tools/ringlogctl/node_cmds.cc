@@ -15,6 +15,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "ringlog/client.h"
+#include "ringlog/failover.h"
 #include "ringlog/grpc_status.h"
 
 ABSL_FLAG(uint32_t, type, 0, "append: event type of every event (0-255)");
@@ -61,7 +62,8 @@ const char* state_name(v1::ReplicaState s) {
 }  // namespace
 
 int report(const absl::Status& s) {
-  std::fprintf(stderr, "ringlogctl: %s\n", s.ToString().c_str());
+  std::fprintf(stderr, "ringlogctl: %s\n",
+               s.ToString(absl::StatusToStringMode::kWithNoExtraData).c_str());
   switch (s.code()) {
     case absl::StatusCode::kOk: return kOk;
     case absl::StatusCode::kUnavailable:
@@ -110,8 +112,12 @@ int cmd_status() {
     }
     std::string state;
     if (st->role() == v1::ROLE_REPLICA) {
-      state = absl::StrFormat("%s of %s, applied %d", state_name(st->replica_state()),
-                              st->primary(), st->applied_offset());
+      const std::string of = st->primary_known() ? st->primary()
+                             : st->no_primary_reason().empty()
+                                 ? "no primary"
+                                 : absl::StrCat("no primary (", st->no_primary_reason(), ")");
+      state = absl::StrFormat("%s of %s, applied %d", state_name(st->replica_state()), of,
+                              st->applied_offset());
     } else {
       state = absl::StrFormat("acks>=%d", st->min_replica_acks());
       for (const v1::ReplicaInfo& r : st->replicas()) {
@@ -237,110 +243,53 @@ int cmd_replay() {
 
 namespace {
 
-absl::Status admin_follow(const std::string& node, const std::string& primary, bool force,
-                          uint64_t* epoch) {
-  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(node));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::FollowCommand req;
-  req.set_primary(primary);
-  req.set_force(force);
-  v1::FollowCommandResponse resp;
-  const grpc::Status s = stub->Follow(&ctx, req, &resp);
-  if (epoch != nullptr) *epoch = resp.epoch();
-  return from_grpc(s);
-}
-
-absl::StatusOr<v1::NodeStatus> node_status(const std::string& node) {
-  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(node));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  v1::NodeStatus out;
-  const grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &out);
-  if (!s.ok()) return from_grpc(s);
-  return out;
+void print_step(const FailoverStep& s) {
+  const char* node = s.node.c_str();
+  const char* primary = s.primary.c_str();
+  const std::string why = s.status.ToString(absl::StatusToStringMode::kWithNoExtraData);
+  switch (s.kind) {
+    case FailoverStep::Kind::kSkipped:
+      std::printf("%s: unreachable (%s), skipped\n", node, std::string(s.status.message()).c_str());
+      break;
+    case FailoverStep::Kind::kPointed:
+      if (s.status.ok()) {
+        std::printf("%s: now follows %s\n", node, primary);
+      } else {
+        std::printf("%s: cannot point it at %s: %s\n", node, primary, why.c_str());
+      }
+      break;
+    case FailoverStep::Kind::kPromoted:
+      std::printf("promoted %s: epoch %llu from offset %llu (%.1f ms)\n", node,
+                  static_cast<unsigned long long>(s.epoch),
+                  static_cast<unsigned long long>(s.start_offset), absl::ToDoubleMilliseconds(s.took));
+      break;
+    case FailoverStep::Kind::kPointedBack:
+      std::printf("%s: pointed back at %s%s\n", node, primary,
+                  s.status.ok() ? "" : (": " + why).c_str());
+      break;
+    case FailoverStep::Kind::kOldPrimaryFollows:
+      if (s.status.ok()) {
+        std::printf("%s (old primary): stepped down, follows %s\n", node, primary);
+      } else {
+        std::printf("%s (old primary): cannot make it follow: %s\n", node, why.c_str());
+      }
+      break;
+  }
 }
 
 }  // namespace
 
 int cmd_promote() {
   // With --nodes (the whole cluster), the failover is done in the order that
-  // loses nothing acknowledged: the other replicas are pointed at the new
-  // primary first (so the old primary, if alive, can commit only what the new
-  // one has), then the node is promoted, then the old primary told to follow.
-  // What would make the promotion refused is checked before anyone moves; if
-  // it is refused anyway, the replicas are pointed back.
+  // loses nothing acknowledged (see ringlog/failover.h); each step is printed
+  // as it is done.
+  FailoverOptions o;
   const std::string node = absl::GetFlag(FLAGS_node);
-  const bool force = absl::GetFlag(FLAGS_force);
-  std::vector<std::string> others;
-  for (absl::string_view n : absl::StrSplit(absl::GetFlag(FLAGS_nodes), ',', absl::SkipEmpty())) {
-    if (n != node) others.emplace_back(n);
-  }
-  absl::StatusOr<v1::NodeStatus> self = node_status(node);
-  if (!self.ok()) return report(self.status());
-  if (self->role() == v1::ROLE_PRIMARY && !force) {
-    return report(absl::FailedPreconditionError(absl::StrFormat(
-        "%s is already the primary (epoch %d); use --force to start a new epoch anyway", node,
-        self->epoch())));
-  }
-  std::vector<std::string> old_primaries;
-  std::vector<std::pair<std::string, std::string>> replicas;  // address, its primary now
-  for (const std::string& o : others) {
-    absl::StatusOr<v1::NodeStatus> st = node_status(o);
-    if (!st.ok()) {
-      std::printf("%s: unreachable (%s), skipped\n", o.c_str(), std::string(st.status().message()).c_str());
-      continue;
-    }
-    if (st->role() == v1::ROLE_PRIMARY) {
-      old_primaries.push_back(o);
-      continue;
-    }
-    if (!force && st->log_end_offset() > self->log_end_offset()) {
-      return report(absl::FailedPreconditionError(absl::StrFormat(
-          "replica %s has a longer log (ends at offset %d) than %s (%d): promote it instead, or "
-          "use --force",
-          o, st->log_end_offset(), node, self->log_end_offset())));
-    }
-    replicas.emplace_back(o, st->primary());
-  }
-  for (const auto& [o, was] : replicas) {
-    if (absl::Status s = admin_follow(o, node, false, nullptr); !s.ok()) {
-      std::printf("%s: cannot point it at %s: %s\n", o.c_str(), node.c_str(), s.ToString().c_str());
-    } else {
-      std::printf("%s: now follows %s\n", o.c_str(), node.c_str());
-    }
-  }
-  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(node));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::PromoteRequest req;
-  req.set_force(force);
-  for (const std::string& o : others) req.add_peers(o);
-  v1::PromoteResponse resp;
-  const auto t0 = std::chrono::steady_clock::now();
-  const grpc::Status s = stub->Promote(&ctx, req, &resp);
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (!s.ok()) {
-    for (const auto& [o, was] : replicas) {
-      if (was.empty() || was[0] == '(') continue;
-      const absl::Status back = admin_follow(o, was, false, nullptr);
-      std::printf("%s: pointed back at %s%s\n", o.c_str(), was.c_str(),
-                  back.ok() ? "" : (": " + back.ToString()).c_str());
-    }
-    return report(from_grpc(s));
-  }
-  std::printf("promoted %s: epoch %llu from offset %llu (%.1f ms)\n", node.c_str(),
-              static_cast<unsigned long long>(resp.epoch()),
-              static_cast<unsigned long long>(resp.start_offset()), ms);
-  for (const std::string& o : old_primaries) {
-    if (absl::Status f = admin_follow(o, node, false, nullptr); !f.ok()) {
-      std::printf("%s (old primary): cannot make it follow: %s\n", o.c_str(), f.ToString().c_str());
-    } else {
-      std::printf("%s (old primary): stepped down, follows %s\n", o.c_str(), node.c_str());
-    }
-  }
-  return kOk;
+  o.nodes = absl::StrSplit(absl::GetFlag(FLAGS_nodes), ',', absl::SkipEmpty());
+  o.force = absl::GetFlag(FLAGS_force);
+  o.on_step = print_step;
+  const FailoverResult r = fail_over_to(node, o);
+  return r.status.ok() ? kOk : report(r.status);
 }
 
 int cmd_follow() {
@@ -350,12 +299,10 @@ int cmd_follow() {
     return kUsage;
   }
   const std::string node = absl::GetFlag(FLAGS_node);
-  uint64_t epoch = 0;
-  if (absl::Status s = admin_follow(node, primary, absl::GetFlag(FLAGS_force), &epoch); !s.ok()) {
-    return report(s);
-  }
+  absl::StatusOr<uint64_t> epoch = point_at(node, primary, absl::GetFlag(FLAGS_force));
+  if (!epoch.ok()) return report(epoch.status());
   std::printf("%s now follows %s (epoch %llu)\n", node.c_str(), primary.c_str(),
-              static_cast<unsigned long long>(epoch));
+              static_cast<unsigned long long>(*epoch));
   return kOk;
 }
 
