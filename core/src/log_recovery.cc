@@ -83,22 +83,45 @@ absl::Status SegmentedLog::lock_dir() {
   return absl::OkStatus();
 }
 
-absl::Status SegmentedLog::recover(RecoveryReport* report) {
-  *report = RecoveryReport{};
+namespace {
+
+// The base offsets of the segment files in `dir`, in order. Removes
+// prepared files that were never used when `writable`.
+absl::StatusOr<std::vector<uint64_t>> list_segments(const std::string& dir, bool writable) {
   std::vector<uint64_t> bases;
-  DIR* d = opendir(dir_.c_str());
-  if (d == nullptr) return internal::errno_status(errno, "cannot read directory", dir_);
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return internal::errno_status(errno, "cannot read directory", dir);
   while (dirent* e = readdir(d)) {
     std::string_view name = e->d_name;
     if (std::optional<uint64_t> base = parse_segment_name(name)) {
       bases.push_back(*base);
-    } else if (name.starts_with(kPreparedPrefix) && !options_.read_only) {
+    } else if (name.starts_with(kPreparedPrefix) && writable) {
       unlinkat(dirfd(d), e->d_name, 0);  // a prepared file that was never used
     }
   }
   closedir(d);
   std::sort(bases.begin(), bases.end());
+  return bases;
+}
 
+}  // namespace
+
+absl::Status SegmentedLog::recover(RecoveryReport* report) {
+  *report = RecoveryReport{};
+  absl::StatusOr<std::vector<uint64_t>> bases = list_segments(dir_, !options_.read_only);
+  if (!bases.ok()) return bases.status();
+  absl::StatusOr<std::vector<std::shared_ptr<Segment>>> segs = scan_segments(*bases, report);
+  if (!segs.ok()) return segs.status();
+  // Segments after the end of the log are moved aside, not deleted: an
+  // operator may want them, and they must not look like part of the log.
+  for (size_t i = segs->size(); !options_.read_only && i < bases->size(); ++i) {
+    RINGLOG_RETURN_IF_ERROR(quarantine((*bases)[i], report));
+  }
+  return adopt_segments(std::move(*segs));
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<Segment>>> SegmentedLog::scan_segments(
+    std::vector<uint64_t>& bases, RecoveryReport* report) {
   const bool writable = !options_.read_only;
   uint64_t max_ts = 0;
   LogPosition expect{};
@@ -129,7 +152,7 @@ absl::Status SegmentedLog::recover(RecoveryReport* report) {
                                 path, seg.base_offset(), seg.base_seq(), expect.offset, expect.seq);
     }
     if (!problem.empty()) {
-      report->problem = problem;  // this and later segments are quarantined below
+      report->problem = problem;  // this and later segments are quarantined
       break;
     }
     uint64_t cleared = 0;
@@ -148,20 +171,24 @@ absl::Status SegmentedLog::recover(RecoveryReport* report) {
       break;
     }
   }
-  // Segments after the end of the log are moved aside, not deleted: an
-  // operator may want them, and they must not look like part of the log.
-  for (size_t i = segs.size(); writable && i < bases.size(); ++i) {
-    const std::string from = segment_path(bases[i]);
-    const std::string qdir = dir_ + "/quarantine";
-    RINGLOG_RETURN_IF_ERROR(make_dirs(qdir));
-    const std::string to = absl::StrFormat("%s/%020d%s.%d", qdir, bases[i], kSegmentSuffix,
-                                           absl::ToUnixSeconds(absl::Now()));
-    if (rename(from.c_str(), to.c_str()) != 0) {
-      return internal::errno_status(errno, "cannot move aside", from);
-    }
-    report->quarantined.push_back(to);
-  }
+  return segs;
+}
 
+absl::Status SegmentedLog::quarantine(uint64_t base_offset, RecoveryReport* report) {
+  const std::string from = segment_path(base_offset);
+  const std::string qdir = dir_ + "/quarantine";
+  RINGLOG_RETURN_IF_ERROR(make_dirs(qdir));
+  const std::string to = absl::StrFormat("%s/%020d%s.%d", qdir, base_offset, kSegmentSuffix,
+                                         absl::ToUnixSeconds(absl::Now()));
+  if (rename(from.c_str(), to.c_str()) != 0) {
+    return internal::errno_status(errno, "cannot move aside", from);
+  }
+  report->quarantined.push_back(to);
+  return absl::OkStatus();
+}
+
+absl::Status SegmentedLog::adopt_segments(std::vector<std::shared_ptr<Segment>> segs) {
+  const bool writable = !options_.read_only;
   {
     std::unique_lock l(mu_);
     segments_ = segs;

@@ -143,7 +143,14 @@ class SegmentedLog {
  private:
   SegmentedLog(std::string dir, LogOptions options);
   absl::Status lock_dir();
+  // Open: lists the segment files, scans them in order (each continues the
+  // one before; the first damaged one ends the log), moves aside those
+  // after the end, and takes the rest as the log.
   absl::Status recover(RecoveryReport* report);
+  absl::StatusOr<std::vector<std::shared_ptr<Segment>>> scan_segments(std::vector<uint64_t>& bases,
+                                                                      RecoveryReport* report);
+  absl::Status quarantine(uint64_t base_offset, RecoveryReport* report);
+  absl::Status adopt_segments(std::vector<std::shared_ptr<Segment>> segs);
   absl::StatusOr<std::shared_ptr<Segment>> new_segment(const FileHeader& header, bool exact);
   std::shared_ptr<Segment> segment_for(uint64_t offset) const;
   std::shared_ptr<Segment> segment_for_seq(uint64_t seq) const;
