@@ -26,6 +26,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/latency_histogram.h"
@@ -187,6 +188,89 @@ absl::StatusOr<RunResult> run_pipeline(const std::string& dir, const ringlog::Pi
   return r;
 }
 
+// Opens the directory afresh (recovery checks every checksum), then reads
+// every event and checks its seq and content.
+struct Verified {
+  uint64_t events = 0;
+  uint64_t bad = 0;
+  double seconds = 0;
+  ringlog::RecoveryReport report;
+};
+
+absl::StatusOr<Verified> verify_log(const std::string& dir, uint64_t segment_bytes,
+                                    uint32_t payload_len) {
+  const auto v0 = std::chrono::steady_clock::now();
+  ringlog::LogOptions ro;
+  ro.read_only = true;
+  ro.segment_bytes = segment_bytes;
+  Verified v;
+  {
+    auto log = ringlog::SegmentedLog::Open(dir, ro, &v.report);
+    if (!log.ok()) {
+      return absl::Status(log.status().code(),
+                          absl::StrCat("cannot reopen the log: ", log.status().message()));
+    }
+    std::vector<std::byte> expect(payload_len);
+    ringlog::LogReader reader(**log, (*log)->start());
+    const uint64_t end = (*log)->end().offset;
+    while (auto ev = reader.next(end)) {
+      if (payload_ok(ev->payload, v.events, expect) && ev->header->payload_len == payload_len) {
+        ++v.events;
+      } else {
+        ++v.bad;
+        break;
+      }
+    }
+  }
+  v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - v0).count();
+  return v;
+}
+
+// Prints the run for people, then the machine-readable lines.
+void report(const RunResult& run, const Verified& v, uint32_t payload_len, double ceiling_bps) {
+  const ProducerResult& pr = run.producer;
+  const uint64_t record = ringlog::padded_size(payload_len);
+  const double eps = static_cast<double>(v.events) / run.elapsed;
+  const double mbps = eps * static_cast<double>(record) / 1e6;
+  const auto lat = [&](double q) {
+    return static_cast<double>(pr.latency_ticks.quantile(q)) * run.ns_per_tick;
+  };
+  std::printf("written      %llu events in %.3f s (producer)\n",
+              static_cast<unsigned long long>(pr.written), pr.seconds);
+  std::printf("persisted    %llu events verified in the log after %.3f s (%s)\n",
+              static_cast<unsigned long long>(v.events), run.elapsed,
+              v.events == pr.written && v.bad == 0 ? "all of them" : "SOME MISSING OR BAD");
+  std::printf("throughput   %.2f M events/s, %.0f MB/s of log (%llu-byte records)\n", eps / 1e6,
+              mbps, static_cast<unsigned long long>(record));
+  std::printf("write_event  p50 %.0f ns, p99 %.0f ns, p99.9 %.0f ns (%llu calls timed)\n",
+              lat(0.5), lat(0.99), lat(0.999),
+              static_cast<unsigned long long>(pr.latency_ticks.count()));
+  std::printf("ring full    %llu retries\n", static_cast<unsigned long long>(pr.retries));
+  std::printf("storage      %llu batches, %llu segments, recovery problem: %s\n",
+              static_cast<unsigned long long>(run.stats.batches),
+              static_cast<unsigned long long>(v.report.segments),
+              v.report.problem.empty() ? "none" : v.report.problem.c_str());
+  std::printf("close+sync   %.3f s; verify %.3f s\n", run.close_seconds, v.seconds);
+  if (ceiling_bps > 0) {
+    std::printf("ceiling      plain pwrite of the same bytes: %.0f MB/s; ringlog reached %.0f%%\n",
+                ceiling_bps / 1e6, 100.0 * mbps * 1e6 / ceiling_bps);
+    std::printf("{\"bench\":\"stress_ceiling\",\"mb_per_sec\":%.1f,\"ringlog_mb_per_sec\":%.1f,"
+                "\"ratio\":%.3f}\n",
+                ceiling_bps / 1e6, mbps, mbps * 1e6 / ceiling_bps);
+  }
+  std::printf(
+      "{\"bench\":\"stress\",\"payload_bytes\":%u,\"seconds\":%.3f,\"written\":%llu,"
+      "\"persisted\":%llu,\"lost\":%lld,\"bad\":%llu,\"events_per_sec\":%.0f,\"mb_per_sec\":%.1f,"
+      "\"write_p50_ns\":%.0f,\"write_p99_ns\":%.0f,\"write_p999_ns\":%.0f,\"retries\":%llu,"
+      "\"fsync\":\"%s\",\"close_sync_seconds\":%.3f}\n",
+      payload_len, run.elapsed, static_cast<unsigned long long>(pr.written),
+      static_cast<unsigned long long>(v.events),
+      static_cast<long long>(pr.written) - static_cast<long long>(v.events),
+      static_cast<unsigned long long>(v.bad), eps, mbps, lat(0.5), lat(0.99), lat(0.999),
+      static_cast<unsigned long long>(pr.retries), absl::GetFlag(FLAGS_fsync).c_str(),
+      run.close_seconds);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -246,87 +330,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "stress: %s\n", std::string(run.status().message()).c_str());
     return 1;
   }
-  const ProducerResult& pr = run->producer;
-  const double elapsed = run->elapsed;
-  const double ns_per_tick = run->ns_per_tick;
-  const ringlog::PipelineStats& stats = run->stats;
-  const absl::Status& closed = run->closed;
-  const double close_seconds = run->close_seconds;
-  if (!closed.ok()) {
-    std::fprintf(stderr, "stress: storage error: %s\n", std::string(closed.message()).c_str());
+  if (!run->closed.ok()) {
+    std::fprintf(stderr, "stress: storage error: %s\n", std::string(run->closed.message()).c_str());
   }
-
-  // Verify: open the directory afresh (recovery checks every checksum), then
-  // read every event and check its seq and content.
-  const auto v0 = std::chrono::steady_clock::now();
-  ringlog::LogOptions ro;
-  ro.read_only = true;
-  ro.segment_bytes = o.log.segment_bytes;
-  ringlog::RecoveryReport report;
-  uint64_t verified = 0;
-  uint64_t bad = 0;
-  {
-    auto log = ringlog::SegmentedLog::Open(dir, ro, &report);
-    if (!log.ok()) {
-      std::fprintf(stderr, "stress: cannot reopen the log: %s\n",
-                   std::string(log.status().message()).c_str());
-      return 1;
-    }
-    std::vector<std::byte> expect(payload_len);
-    ringlog::LogReader reader(**log, (*log)->start());
-    const uint64_t end = (*log)->end().offset;
-    while (auto ev = reader.next(end)) {
-      if (payload_ok(ev->payload, verified, expect) && ev->header->payload_len == payload_len) {
-        ++verified;
-      } else {
-        ++bad;
-        break;
-      }
-    }
+  absl::StatusOr<Verified> v = verify_log(dir, o.log.segment_bytes, payload_len);
+  if (!v.ok()) {
+    std::fprintf(stderr, "stress: %s\n", std::string(v.status().message()).c_str());
+    return 1;
   }
-  const double verify_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - v0).count();
   if (temp_dir && !absl::GetFlag(FLAGS_keep)) std::filesystem::remove_all(dir);
-
-  const uint64_t record = ringlog::padded_size(payload_len);
-  const double eps = static_cast<double>(verified) / elapsed;
-  const double mbps = eps * static_cast<double>(record) / 1e6;
-  const auto lat = [&](double q) {
-    return static_cast<double>(pr.latency_ticks.quantile(q)) * ns_per_tick;
-  };
-  std::printf("written      %llu events in %.3f s (producer)\n",
-              static_cast<unsigned long long>(pr.written), pr.seconds);
-  std::printf("persisted    %llu events verified in the log after %.3f s (%s)\n",
-              static_cast<unsigned long long>(verified), elapsed,
-              verified == pr.written && bad == 0 ? "all of them" : "SOME MISSING OR BAD");
-  std::printf("throughput   %.2f M events/s, %.0f MB/s of log (%llu-byte records)\n", eps / 1e6,
-              mbps, static_cast<unsigned long long>(record));
-  std::printf("write_event  p50 %.0f ns, p99 %.0f ns, p99.9 %.0f ns (%llu calls timed)\n",
-              lat(0.5), lat(0.99), lat(0.999),
-              static_cast<unsigned long long>(pr.latency_ticks.count()));
-  std::printf("ring full    %llu retries\n", static_cast<unsigned long long>(pr.retries));
-  std::printf("storage      %llu batches, %llu segments, recovery problem: %s\n",
-              static_cast<unsigned long long>(stats.batches),
-              static_cast<unsigned long long>(report.segments),
-              report.problem.empty() ? "none" : report.problem.c_str());
-  std::printf("close+sync   %.3f s; verify %.3f s\n", close_seconds, verify_seconds);
-  if (ceiling_bps > 0) {
-    std::printf("ceiling      plain pwrite of the same bytes: %.0f MB/s; ringlog reached %.0f%%\n",
-                ceiling_bps / 1e6, 100.0 * mbps * 1e6 / ceiling_bps);
-    std::printf("{\"bench\":\"stress_ceiling\",\"mb_per_sec\":%.1f,\"ringlog_mb_per_sec\":%.1f,"
-                "\"ratio\":%.3f}\n",
-                ceiling_bps / 1e6, mbps, mbps * 1e6 / ceiling_bps);
-  }
-  std::printf(
-      "{\"bench\":\"stress\",\"payload_bytes\":%u,\"seconds\":%.3f,\"written\":%llu,"
-      "\"persisted\":%llu,\"lost\":%lld,\"bad\":%llu,\"events_per_sec\":%.0f,\"mb_per_sec\":%.1f,"
-      "\"write_p50_ns\":%.0f,\"write_p99_ns\":%.0f,\"write_p999_ns\":%.0f,\"retries\":%llu,"
-      "\"fsync\":\"%s\",\"close_sync_seconds\":%.3f}\n",
-      payload_len, elapsed, static_cast<unsigned long long>(pr.written),
-      static_cast<unsigned long long>(verified),
-      static_cast<long long>(pr.written) - static_cast<long long>(verified),
-      static_cast<unsigned long long>(bad), eps, mbps, lat(0.5), lat(0.99), lat(0.999),
-      static_cast<unsigned long long>(pr.retries), absl::GetFlag(FLAGS_fsync).c_str(),
-      close_seconds);
-  return verified == pr.written && bad == 0 && closed.ok() ? 0 : 1;
+  report(*run, *v, payload_len, ceiling_bps);
+  return v->events == run->producer.written && v->bad == 0 && run->closed.ok() ? 0 : 1;
 }
