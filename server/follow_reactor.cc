@@ -1,5 +1,6 @@
 #include "follow_reactor.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "mapped_message.h"
 #include "ringlog/epochs_wire.h"
@@ -38,8 +39,27 @@ void FollowReactor::OnReadDone(bool ok) {
   }
   if (req_.has_ack()) {
     const v1::FollowAck& a = req_.ack();
+    // A replica holds nothing of this log past what this stream sent it
+    // (the directive cut it there): an ack beyond that is a lie, and
+    // counting it could commit what no replica has.
+    if (a.durable_offset() > sent_offset_ || a.applied_offset() > sent_offset_) {
+      finish_locked(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrFormat("ack of offset %d (applied %d) is beyond what this stream sent (up to "
+                          "offset %d); not counted",
+                          a.durable_offset(), a.applied_offset(), sent_offset_)));
+      return;
+    }
+    // The seq comes from this log, not from the replica.
+    absl::StatusOr<LogPosition> at = node_->log().find_offset(a.durable_offset());
+    if (absl::IsInvalidArgument(at.status())) {  // inside a record: no replica acks that
+      finish_locked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 absl::StrCat("ack: ", at.status().message(), "; not counted")));
+      return;
+    }
     acked_offset_ = std::max(acked_offset_, a.applied_offset());
-    node_->replica_ack(replica_id_, LogPosition{a.durable_offset(), a.durable_seq()});
+    node_->replica_ack(replica_id_,
+                       at.ok() ? *at : LogPosition{a.durable_offset(), a.durable_seq()});
   }
   StartRead(&req_buf_);
   next_locked();  // the window may have opened

@@ -79,7 +79,8 @@ struct NodeCounters {
 enum class StreamKind { kAppend, kReplay };
 
 // Checks that `records` is a run of whole valid records of at most
-// max_bytes; returns how many, or INVALID_ARGUMENT naming the record.
+// max_bytes, none of them a control record (flags bit 7: the node's own);
+// returns how many, or INVALID_ARGUMENT naming the record.
 absl::StatusOr<size_t> validate_records(ByteSpan records, size_t max_bytes);
 
 class Node {

@@ -9,7 +9,10 @@ void Node::submit(std::string records, size_t count, ProducerRef producer, Appen
   if (!producer.id.empty() && role() == Role::kPrimary) {
     if (!producers_.admit(producer, commit(), epoch(), done,
                           [this](std::function<void()> fn) { post(std::move(fn)); })) {
-      return;  // a batch sent again: answered from the first one
+      // A batch sent again: answered from the first one. The commit offset
+      // may have passed it since admit() looked.
+      post([this] { producers_.on_commit(commit(), epoch()); });
+      return;
     }
     append_producer_batch_mark(
         &records, ProducerBatchMark{producer.id, producer.seq, static_cast<uint32_t>(count)},
@@ -44,6 +47,7 @@ void Node::complete_committed(LogPosition commit) {
     if (!b.producer.id.empty()) producers_.completed(b.producer, r);
     b.done(r);
   }
+  producers_.on_commit(commit, epoch);
 }
 
 void Node::fail_all(const absl::Status& s) {
@@ -51,6 +55,7 @@ void Node::fail_all(const absl::Status& s) {
     if (!b.producer.id.empty()) producers_.completed(b.producer, s);
     b.done(s);
   }
+  producers_.fail_waiting(s);
 }
 
 void Node::stop_intake() {

@@ -30,10 +30,37 @@ bool ProducerTable::admit(const ProducerRef& producer, LogPosition commit, uint6
   if (st.known && st.end.offset <= commit.offset) {
     CommitResult r{st.first, st.end, st.count, commit.offset, epoch, true};
     post([dup = std::move(dup), r] { dup(r); });
+  } else if (st.known) {
+    // In the log but not yet committed (a new primary waits for its
+    // replicas' acks): the commit offset answers it, not a completion here.
+    commit_waiters_.emplace(st.end.offset,
+                            CommitWaiter{st.first, st.end, st.count, std::move(dup)});
   } else {
     st.waiting.push_back(std::move(dup));
   }
   return false;
+}
+
+void ProducerTable::on_commit(LogPosition commit, uint64_t epoch) {
+  std::vector<CommitWaiter> ready;
+  {
+    std::lock_guard l(mu_);
+    auto last = commit_waiters_.upper_bound(commit.offset);
+    for (auto it = commit_waiters_.begin(); it != last; ++it) ready.push_back(std::move(it->second));
+    commit_waiters_.erase(commit_waiters_.begin(), last);
+  }
+  for (CommitWaiter& w : ready) {
+    w.done(CommitResult{w.first, w.end, w.count, commit.offset, epoch, true});
+  }
+}
+
+void ProducerTable::fail_waiting(const absl::Status& s) {
+  std::multimap<uint64_t, CommitWaiter> waiters;
+  {
+    std::lock_guard l(mu_);
+    waiters.swap(commit_waiters_);
+  }
+  for (auto& [end, w] : waiters) w.done(s);
 }
 
 void ProducerTable::completed(const ProducerRef& producer, const absl::StatusOr<CommitResult>& r) {

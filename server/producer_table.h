@@ -51,11 +51,21 @@ class ProducerTable {
   // appends it (with its mark) and reports with completed(). Otherwise
   // `done` is taken and runs with the first batch's result, marked
   // duplicate: through `post` at once if that is committed (end at or below
-  // `commit`), else when it completes. For a batch older than the
+  // `commit`); at on_commit() once the commit offset covers it, if its
+  // position is known (it came from the log: before a restart or a
+  // failover); else when it completes here. For a batch older than the
   // producer's latest the position is not kept: the answer carries an empty
-  // range at the latest one's end.
+  // range at the latest one's end. The caller runs on_commit() afterwards
+  // (the commit offset may have moved meanwhile).
   bool admit(const ProducerRef& producer, LogPosition commit, uint64_t epoch, AppendDone& done,
              const Post& post);
+
+  // The commit offset moved (notifier thread): answers the duplicates whose
+  // first batch it now covers.
+  void on_commit(LogPosition commit, uint64_t epoch);
+  // The primary term ended: the duplicates still waiting for the commit
+  // offset get `s`.
+  void fail_waiting(const absl::Status& s);
 
   // The new batch of `producer` committed (r ok) or failed; runs the
   // duplicates that waited for it. A failed batch's seq may be taken again.
@@ -77,8 +87,16 @@ class ProducerTable {
     uint64_t count = 0;
     std::vector<AppendDone> waiting;  // duplicates of it, until it completes
   };
+  // A duplicate of a batch known from the log, until the commit covers it.
+  struct CommitWaiter {
+    LogPosition first;
+    LogPosition end;
+    uint64_t count = 0;
+    AppendDone done;
+  };
   std::mutex mu_;
   std::map<std::string, State> producers_;
+  std::multimap<uint64_t, CommitWaiter> commit_waiters_;  // by end offset
 };
 
 }  // namespace ringlog

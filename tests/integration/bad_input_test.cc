@@ -4,6 +4,8 @@
 // filters are refused the same way.
 #include <cstring>
 
+#include "ringlog/control.h"
+
 #include "harness.h"
 
 namespace ringlog::testing {
@@ -92,6 +94,28 @@ std::vector<BadBatch> bad_batches() {
        [] { return std::string(); },
        grpc::StatusCode::INVALID_ARGUMENT,
        {"batch 1 (batch_id 2)", "empty batch"}},
+      // Control records (flags bit 7) are the node's own: a producer may not
+      // write one, with a valid checksum or not.
+      {"ControlFlagSet",
+       [] {
+         EventHeader h(1, 1, 16);
+         h.flags = kFlagControl;
+         std::string r(kTestRecordBytes, '\0');
+         encode_record(reinterpret_cast<std::byte*>(r.data()), h, as_bytes(std::string(16, 'c')));
+         return valid_records(1) + r;
+       },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"batch 1 (batch_id 2)", "record 1 at byte 32", "flags bit 7"}},
+      // Another producer's batch mark, forged with a high seq: stored, it
+      // would make that producer's next batches look like duplicates.
+      {"ForgedProducerMark",
+       [] {
+         std::string r = valid_records(2);
+         append_producer_batch_mark(&r, ProducerBatchMark{"victim", 1'000'000, 2}, 1);
+         return r;
+       },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"record 2 at byte 64", "control records are written only by the node"}},
       // Past --max_batch_bytes but within gRPC's limit (max_batch_bytes +
       // 64 KiB): the validator refuses it.
       {"JustOverMaxBatchBytes",
@@ -337,6 +361,53 @@ TEST_F(IntegrationBadFollow, BytesThatAreNoFollowRequestAreInvalidArgument) {
 TEST_F(IntegrationBadFollow, AnAckBeforeTheHelloIsInvalidArgument) {
   expect_refused(bytes_field(2, ""), grpc::StatusCode::INVALID_ARGUMENT,
                  "the first message must be a hello");
+}
+
+// A follower that lies: it acks far more than the primary ever sent it. On a
+// primary that needs one replica's ack, that ack must not commit anything.
+class IntegrationHostileFollower : public NodeTest {};
+
+TEST_F(IntegrationHostileFollower, AnAckBeyondWhatWasSentEndsTheStreamAndCountsForNothing) {
+  std::unique_ptr<Client> client = connect(start_node({"--min_replica_acks=1"}));
+  // A batch the primary stores but cannot commit: no replica has acked it.
+  RawAppendStream append(client->channel(), absl::Seconds(60));
+  std::string records;
+  add_test_records(&records, 1, 0, 5);
+  ASSERT_TRUE(append.send(1, records));
+  ASSERT_TRUE(wait_until([&] { return status(*client).durable_offset() == records.size(); },
+                         absl::Seconds(30)));
+
+  std::unique_ptr<v1::Replication::Stub> stub = v1::Replication::NewStub(client->channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::unique_ptr<grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>> follow =
+      stub->Follow(&ctx);
+  v1::FollowRequest hello;
+  hello.mutable_hello()->set_node_id("liar");
+  ASSERT_TRUE(follow->Write(hello));
+  v1::FollowResponse resp;
+  ASSERT_TRUE(follow->Read(&resp));
+  ASSERT_TRUE(resp.has_directive());
+  v1::FollowRequest ack;
+  ack.mutable_ack()->set_durable_offset(uint64_t{1} << 50);
+  ack.mutable_ack()->set_applied_offset(uint64_t{1} << 50);
+  ack.mutable_ack()->set_durable_seq(uint64_t{1} << 40);
+  (void)follow->Write(ack);  // the primary may end the call at once
+  while (follow->Read(&resp)) {
+  }
+  const grpc::Status end = follow->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << end.error_message();
+  EXPECT_NE(end.error_message().find("beyond what this stream sent"), std::string::npos)
+      << end.error_message();
+
+  // Nothing was committed, and the batch is still waiting for a real ack.
+  const v1::NodeStatus st = status(*client);
+  EXPECT_EQ(st.commit_offset(), 0u);
+  EXPECT_EQ(st.log_end_offset(), records.size());
+  EXPECT_TRUE(append.acks().empty());
+  for (const v1::ReplicaInfo& r : st.replicas()) {
+    EXPECT_LE(r.acked_offset(), records.size()) << r.node_id();
+  }
 }
 
 }  // namespace

@@ -145,5 +145,41 @@ TEST(ProducerTable, LearnsMarksFromTheLog) {
   EXPECT_TRUE(t.admit({"q", 10}, LogPosition{}, 2, n, p.post()));
 }
 
+// After a failover the new primary knows the batch from its log, but its
+// commit offset may not cover it yet: the resend is answered once the
+// commit offset does, not left waiting for a completion that never comes.
+TEST(ProducerTable, RepeatOfABatchKnownFromTheLogIsAnsweredWhenCommitted) {
+  ProducerTable t;
+  const std::string log = marked_batch("p", 4, 3);
+  t.learn(ByteSpan(reinterpret_cast<const std::byte*>(log.data()), log.size()), LogPosition{0, 0});
+  Posted p;
+  Answer dup;
+  AppendDone d = dup.done();
+  EXPECT_FALSE(t.admit({"p", 4}, LogPosition{0, 0}, 2, d, p.post()));
+  p.run();
+  t.on_commit(LogPosition{log.size() - 8, 3}, 2);  // short of its end
+  EXPECT_FALSE(dup.got.has_value());
+  t.on_commit(LogPosition{log.size(), 4}, 2);
+  ASSERT_TRUE(dup.got.has_value() && dup.got->ok());
+  EXPECT_TRUE((*dup.got)->duplicate);
+  EXPECT_EQ((*dup.got)->end.offset, log.size());
+  EXPECT_EQ((*dup.got)->count, 3u);
+  EXPECT_EQ((*dup.got)->commit_offset, log.size());
+}
+
+TEST(ProducerTable, DuplicatesWaitingForTheCommitFailWhenTheTermEnds) {
+  ProducerTable t;
+  const std::string log = marked_batch("p", 4, 3);
+  t.learn(ByteSpan(reinterpret_cast<const std::byte*>(log.data()), log.size()), LogPosition{0, 0});
+  Posted p;
+  Answer dup;
+  AppendDone d = dup.done();
+  EXPECT_FALSE(t.admit({"p", 4}, LogPosition{0, 0}, 2, d, p.post()));
+  t.fail_waiting(absl::UnavailableError("stepped down"));
+  ASSERT_TRUE(dup.got.has_value());
+  EXPECT_EQ(dup.got->status().code(), absl::StatusCode::kUnavailable);
+  t.on_commit(LogPosition{log.size(), 4}, 2);  // answered once only
+}
+
 }  // namespace
 }  // namespace ringlog
