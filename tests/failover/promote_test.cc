@@ -272,5 +272,50 @@ TEST_F(FailoverIdempotence, DuplicateRecognizedAfterRestart) {
   EXPECT_TRUE(exactly_once_in_order(*ev, kData, 10));
 }
 
+// Scenario: A primary, B and C replicas, min_replica_acks=2. C is down, so
+// a batch (producer "prod-4", seq 1) reaches B's log but is never committed
+// nor acknowledged; A is killed and B promoted. The client sends the batch
+// again to B, which knows it from its log but cannot commit it yet. The
+// resend is acknowledged as a duplicate (not appended again) as soon as A
+// and C, brought back to follow B, let B's commit offset cover it. It must
+// not wait for a completion of its own that never comes: that hung clients
+// after a failover.
+TEST_F(FailoverIdempotence, ResentBatchKnownFromTheLogIsAnsweredOnceCommitted) {
+  start_cluster({"--min_replica_acks=2"});
+  ASSERT_EQ(*stop("C", SIGKILL), 128 + SIGKILL);
+  const std::string batch = encode_events(0, 10, kData);
+  {
+    RawAppendStream s(address("A"), absl::Seconds(30));
+    ASSERT_TRUE(s.send(1, batch, "prod-4", 1));
+    ASSERT_TRUE(wait_until([&] {
+      absl::StatusOr<v1::NodeStatus> a = status("A");
+      absl::StatusOr<v1::NodeStatus> b = status("B");
+      return a.ok() && b.ok() && a->log_end_offset() > 0 &&
+             b->durable_offset() == a->log_end_offset();
+    }, absl::Seconds(30)));
+    EXPECT_TRUE(s.acks().empty()) << "A cannot commit with one replica of two";
+  }
+  ASSERT_EQ(*stop("A", SIGKILL), 128 + SIGKILL);
+  ASSERT_TRUE(promote("B").ok());
+  absl::StatusOr<v1::NodeStatus> b = status("B");
+  ASSERT_TRUE(b.ok());
+  ASSERT_LT(b->commit_offset(), b->log_end_offset()) << "B's commit must wait for its replicas";
+
+  RawAppendStream s(address("B"), absl::Seconds(90));
+  ASSERT_TRUE(s.send(1, batch, "prod-4", 1));
+  restart("C");
+  ASSERT_TRUE(follow("C", address("B")).ok());
+  restart("A");
+  ASSERT_TRUE(follow("A", address("B")).ok());
+  std::optional<v1::AppendResponse> ack = s.wait_ack(1, absl::Seconds(60));
+  ASSERT_TRUE(ack.has_value()) << "the resent batch was never answered";
+  EXPECT_TRUE(ack->duplicate());
+  EXPECT_EQ(ack->first_seq(), 0u);
+  EXPECT_EQ(ack->last_seq(), 9u);
+  absl::StatusOr<std::vector<Replayed>> ev = replay_all("B");
+  ASSERT_TRUE(ev.ok()) << ev.status();
+  EXPECT_TRUE(exactly_once_in_order(*ev, kData, 10));
+}
+
 }  // namespace
 }  // namespace ringlog::failover_test
