@@ -92,6 +92,18 @@ absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
   builder.SetMaxSendMessageSize(64 << 20);
   // Several batches in flight per stream before HTTP/2 flow control waits.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
+  // Clients and replicas ping every second to find a frozen peer (see the
+  // client's channel); take those pings, even between calls, instead of
+  // answering them with GOAWAY "too many pings".
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // The node pings its clients too, so that the calls of one that vanished
+  // end (and release what they hold) within seconds; a connection that
+  // stalls in its handshake is closed after 5 s.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 5000);
   builder.RegisterService(&s->event_log);
   builder.RegisterService(&s->admin);
   builder.RegisterService(&s->replication);

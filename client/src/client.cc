@@ -25,6 +25,14 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
   // Let a stream have several batches in flight before HTTP/2 flow control
   // waits for the peer (the default window suits small messages).
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
+  // A node that freezes or vanishes without closing the connection (a
+  // stopped process, a crashed host, a network split) is found by a ping
+  // left unanswered: the calls on it fail within about 3 s and the appender
+  // looks for the primary again, instead of waiting on a dead connection.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 1000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
 }
 

@@ -128,6 +128,40 @@ TEST_F(FailoverCrash, KillPrimaryUnderLoadLosesNothingAcknowledged) {
   EXPECT_TRUE(files_identical(fresh, other));
 }
 
+// Scenario: as above, but A freezes (SIGSTOP) instead of dying: its
+// connections stay open and nothing answers on them. The replica with the
+// longest log is promoted; the client, whose stream to A neither fails nor
+// ends by itself, finds that A stopped answering (keepalive pings) and goes
+// on on the new primary. Every acknowledged event is there exactly once.
+TEST_F(FailoverCrash, FrozenPrimaryIsLeftBehindByTheClient) {
+  start_cluster();
+  LoadThread load({address("A"), address("B"), address("C")}, 20000, kLoad);
+  ASSERT_TRUE(wait_until([&] { return load.acked() >= 3000 || load.failed(); }, absl::Seconds(60)))
+      << "the load did not start";
+  ASSERT_FALSE(load.failed());
+
+  ASSERT_EQ(kill(process("A").pid(), SIGSTOP), 0);
+  const uint64_t acked_at_freeze = load.acked();
+  const std::string fresh = longest({"B", "C"});
+  const std::string other = fresh == "B" ? "C" : "B";
+  ASSERT_NO_FATAL_FAILURE(ctl_promote(fresh));
+
+  const absl::Time promoted = absl::Now();
+  ASSERT_TRUE(wait_until([&] {
+    return (load.last_epoch() >= 1 && load.acked() >= acked_at_freeze + 3000) || load.failed();
+  }, absl::Seconds(60))) << "the client stayed on the frozen primary: acked " << load.acked();
+  std::printf("the client went on on %s %.1f s after the promotion\n", fresh.c_str(),
+              absl::ToDoubleSeconds(absl::Now() - promoted));
+  ASSERT_TRUE(load.stop().ok()) << load.stop();
+  EXPECT_EQ(load.acked(), load.sent()) << "every event sent is acknowledged after close()";
+
+  ASSERT_TRUE(wait_converged(fresh, {other}));
+  absl::StatusOr<std::vector<Replayed>> on_primary = replay_all(fresh);
+  ASSERT_TRUE(on_primary.ok()) << on_primary.status();
+  EXPECT_TRUE(exactly_once_in_order(*on_primary, kLoad, load.acked()));
+  ASSERT_EQ(kill(process("A").pid(), SIGKILL), 0);
+}
+
 // Scenario: A primary, B and C replicas (--min_replica_acks=1, --peers).
 // Events are acknowledged on all three; then B and C stop replicating from A
 // (pointed at an address where nothing listens) and A writes a tail that no
