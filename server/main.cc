@@ -4,10 +4,14 @@
 #include <signal.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
@@ -120,6 +124,38 @@ void write_port_file(const std::string& path, int port) {
 
 // Waits for SIGINT or SIGTERM, then stops the node: intake first, then
 // drain and sync, then the calls.
+// Ends the process if the calls still open have not ended `grace` after the
+// node closed: by then every append taken was acknowledged or failed and the
+// log is synced, and a call that does not end must not keep the data
+// directory locked and the node half-alive.
+class ShutdownWatchdog {
+ public:
+  ShutdownWatchdog(std::chrono::milliseconds grace, int exit_code)
+      : thread_([this, grace, exit_code] {
+          std::unique_lock l(mu_);
+          if (cv_.wait_for(l, grace, [&] { return done_; })) return;
+          spdlog::error("shutdown: gRPC calls still open {} ms after the node closed; exiting "
+                        "without them (the log is synced)",
+                        grace.count());
+          spdlog::default_logger()->flush();
+          std::_Exit(exit_code);
+        }) {}
+  ~ShutdownWatchdog() {
+    {
+      std::lock_guard l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: starts once the rest is ready
+};
+
 absl::Status wait_and_stop(const sigset_t& signals, ringlog::Node* node, grpc::Server* server) {
   int sig = 0;
   sigwait(&signals, &sig);
@@ -131,6 +167,7 @@ absl::Status wait_and_stop(const sigset_t& signals, ringlog::Node* node, grpc::S
   const absl::Status closed = node->close();
   // Every append taken is acknowledged by now; calls still open (idle
   // streams, followers) get a moment to end, then are cancelled.
+  ShutdownWatchdog watchdog(std::chrono::seconds(5), closed.ok() ? 0 : 1);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   return closed;
 }
