@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -36,7 +37,13 @@ absl::StatusOr<EpochHistory> EpochHistory::Load(const std::string& dir) {
     std::istringstream ls(line);
     EpochEntry e;
     if (!(ls >> e.epoch >> e.start_offset)) {
-      return absl::DataLossError(absl::StrFormat("%s:%d: malformed line \"%s\"", h.path_, n, line));
+      // Shown escaped and cut short: the file may hold any bytes at all.
+      const std::string shown = absl::CHexEscape(line.substr(0, 60));
+      return absl::DataLossError(absl::StrFormat(
+          "%s:%d: malformed line \"%s%s\" (each line is \"EPOCH START_OFFSET\"); the epoch "
+          "history is damaged: copy EPOCHS from a replica of the same cluster, or empty this "
+          "node's data directory and let it copy the log from the primary",
+          h.path_, n, shown, line.size() > 60 ? "..." : ""));
     }
     if (!h.entries_.empty() && (e.epoch <= h.entries_.back().epoch ||
                                 e.start_offset < h.entries_.back().start_offset)) {

@@ -78,6 +78,23 @@ TEST_F(EpochHistoryTest, MalformedFileIsDataLossNamingTheLine) {
   EXPECT_THAT(std::string(h.status().message()), HasSubstr("EPOCHS:3"));
 }
 
+// A file of garbage is named, shown escaped and cut short, never dumped raw
+// into the log, and the message says what to do.
+TEST_F(EpochHistoryTest, GarbageFileIsShownEscapedWithWhatToDo) {
+  std::string garbage(4096, '\0');
+  for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<char>((i * 151 + 7) % 256);
+  garbage[0] = 'x';
+  ringlog_test::write_file(path("EPOCHS"), garbage);
+  absl::StatusOr<EpochHistory> h = EpochHistory::Load(dir());
+  ASSERT_FALSE(h.ok());
+  EXPECT_EQ(h.status().code(), absl::StatusCode::kDataLoss);
+  const std::string m(h.status().message());
+  EXPECT_THAT(m, HasSubstr("EPOCHS:1"));
+  EXPECT_THAT(m, HasSubstr("copy EPOCHS from a replica"));
+  EXPECT_LT(m.size(), 600u);
+  for (char c : m) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "raw byte " << static_cast<int>(c);
+}
+
 TEST_F(EpochHistoryTest, EpochsThatGoBackwardsAreDataLoss) {
   ringlog_test::write_file(path("EPOCHS"), "0 0\n2 100\n1 200\n");
   EXPECT_EQ(EpochHistory::Load(dir()).status().code(), absl::StatusCode::kDataLoss);
