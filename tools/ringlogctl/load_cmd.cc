@@ -4,6 +4,8 @@
 // counter) to the primary among --nodes, following it through failovers,
 // and prints one line per second: events acknowledged, the commit latency of
 // the last batch, failovers and duplicates dropped by the primary.
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -25,7 +27,22 @@ namespace ringlog::ctl {
 namespace {
 
 std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop.store(true); }
+std::atomic<int> g_signal{0};
+
+// SIGINT or SIGTERM: stop sending, drain what was sent, close. A drain that
+// cannot finish (every node unreachable) must not keep the command running:
+// it ends 5 s after the signal, or at once on a second one. Only
+// async-signal-safe calls here.
+void on_alarm(int) {
+  constexpr char kMsg[] = "load: stopped before every event sent was acknowledged\n";
+  (void)!write(STDERR_FILENO, kMsg, sizeof kMsg - 1);
+  _exit(128 + g_signal.load());
+}
+void on_signal(int sig) {
+  if (g_stop.exchange(true)) _exit(128 + sig);
+  g_signal.store(sig);
+  alarm(5);
+}
 
 }  // namespace
 
@@ -46,6 +63,7 @@ int cmd_load() {
   if (!c.ok()) return report(c.status());
   absl::StatusOr<std::unique_ptr<Appender>> a = (*c)->appender();
   if (!a.ok()) return report(a.status());
+  std::signal(SIGALRM, on_alarm);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::printf("load: %llu events/s of %u bytes to %s (primary %s)\n",
