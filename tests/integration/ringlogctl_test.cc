@@ -1,8 +1,11 @@
 // ringlogctl end to end: the real binary against a real node, checking the
 // output and the exit codes scripts rely on (0 done, 1 refused, 2 usage,
 // 3 unreachable, 4 data problem).
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -129,6 +132,50 @@ TEST_F(IntegrationCtl, BadUsageExits2) {
   const CommandResult r = ctl({"replay", "--from-start", "--from-end"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("at most one of"), std::string::npos) << r.err;
+}
+
+// `ringlogctl load` against a node that freezes (SIGSTOP): its drain can
+// never finish, yet SIGINT stops it within seconds, saying that not every
+// event was acknowledged.
+TEST_F(IntegrationCtl, LoadStopsOnSigintWhileItsNodeIsFrozen) {
+  tools::NodeProcess& node = start_node();
+  const std::string out_path = dir() + "/load.out";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    const std::string addr = "--node=" + node.address();
+    execl(kRinglogctl, kRinglogctl, "load", addr.c_str(), "--rate=2000", nullptr);
+    _exit(127);
+  }
+  // Reaped here or, on a failed assertion, killed.
+  struct Reaper {
+    pid_t pid;
+    bool reaped = false;
+    ~Reaper() {
+      if (!reaped) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+    }
+  } reaper{pid};
+  ASSERT_TRUE(wait_until([&] { return testkit::read_file(out_path).find("acked") != std::string::npos; },
+                         absl::Seconds(30)))
+      << testkit::read_file(out_path);
+  ASSERT_EQ(kill(node.pid(), SIGSTOP), 0);
+  // Whether the signal finds the load sending or draining, its last drain
+  // (at close) cannot finish while the node is frozen.
+  ASSERT_EQ(kill(pid, SIGINT), 0);
+  int wstatus = 0;
+  ASSERT_TRUE(wait_until([&] {
+    if (waitpid(pid, &wstatus, WNOHANG) != pid) return false;
+    reaper.reaped = true;
+    return true;
+  }, absl::Seconds(15))) << "ringlogctl load ignored SIGINT:\n" << testkit::read_file(out_path);
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) != 0) << wstatus;
+  kill(node.pid(), SIGCONT);
 }
 
 }  // namespace
