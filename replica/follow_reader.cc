@@ -1,11 +1,13 @@
 #include "follow_reader.h"
 
+#include <cassert>
 #include <utility>
 
 namespace ringlog {
 
-FollowReader::FollowReader(Stream* stream)
-    : stream_(stream), thread_([this] { read_loop(); }) {}
+FollowReader::FollowReader(Stream* stream, bool read_ahead) : stream_(stream) {
+  if (read_ahead) thread_ = std::thread([this] { read_loop(); });
+}
 
 FollowReader::~FollowReader() {
   {
@@ -13,7 +15,7 @@ FollowReader::~FollowReader() {
     closing_ = true;  // frees a reader waiting for a slot; one in Read ends with the stream
   }
   writable_.notify_one();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 // Reader thread.
@@ -44,6 +46,10 @@ void FollowReader::read_loop() {
 
 // Follower thread.
 FollowReader::Next FollowReader::next(v1::FollowResponse* resp, absl::Time deadline) {
+  if (!thread_.joinable()) {
+    assert(deadline == absl::InfiniteFuture());
+    return stream_->Read(resp) ? Next::kMessage : Next::kEnded;
+  }
   std::unique_lock l(mu_);
   auto ready = [&] { return count_ > 0 || ended_; };
   if (deadline == absl::InfiniteFuture()) {

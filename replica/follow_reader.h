@@ -10,7 +10,7 @@
 // on the follower thread: appends, syncs, acks (Writes on the stream, which
 // gRPC allows concurrently with the one Read in flight), callbacks.
 //
-//   FollowReader reader(stream);
+//   FollowReader reader(stream, /*read_ahead=*/true);
 //   for (;;) {
 //     switch (reader.next(&resp, schedule.next_due())) {
 //       case FollowReader::Next::kMessage: apply(resp); ack(); break;
@@ -20,7 +20,10 @@
 //   }
 //
 // Reading ahead by a few messages also lets the next chunk come off the
-// wire while the follower applies this one.
+// wire while the follower applies this one. A follower with no deadlines to
+// keep (fsync none or batch: nothing stays unsynced after a message) makes
+// it without the thread: next() then Reads on the caller's thread, and a
+// message costs no hand-over between threads.
 #pragma once
 
 #include <array>
@@ -44,8 +47,10 @@ class FollowReader {
     kEnded,    // the stream ended (Read returned false): Finish() it
   };
 
-  // Starts the reader thread on `stream`, which must outlive this object.
-  explicit FollowReader(Stream* stream);
+  // Starts the reader thread on `stream`, which must outlive this object;
+  // without `read_ahead`, no thread: next() Reads itself, and its deadline
+  // must be InfiniteFuture.
+  FollowReader(Stream* stream, bool read_ahead);
   // Joins the reader thread. A Read may be in flight: the caller must have
   // seen kEnded, or cancelled the call's context, or had a Write fail (the
   // stream is over), so that the Read returns. Finish() only after this.
@@ -77,7 +82,7 @@ class FollowReader {
   size_t count_ = 0;        // guarded by mu_
   bool ended_ = false;      // guarded by mu_: Read returned false
   bool closing_ = false;    // guarded by mu_: the destructor runs
-  std::thread thread_;      // last: started once the members above exist
+  std::thread thread_;      // last: started once the members above exist; none without read-ahead
 };
 
 }  // namespace ringlog

@@ -179,7 +179,9 @@ absl::Status Follower::follow_once() {
   if (absl::Status s = adopt_directive(primary, resp); !s.ok()) return fail(s);
   absl::Status s;
   {
-    FollowReader reader(stream.get());
+    // Only an interval sync waits for a deadline; otherwise the follower
+    // thread Reads itself, without a hand-over per message.
+    FollowReader reader(stream.get(), options_.fsync == FsyncPolicy::kInterval);
     s = stream_chunks(stream.get(), &reader, &resp);
     // The reader's Read must return before it is joined: on our error,
     // cancel the call; otherwise the stream is over already.
