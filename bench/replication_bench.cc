@@ -9,14 +9,24 @@
 //     how much of the lag is replication's.
 //  3. commit latency: with --min_replica_acks=1, one-event appends, each
 //     waiting for its acknowledgement: p50/p99/p99.9.
-// Prints one JSON line per figure.
+// Prints one JSON line per figure. --runs picks some of them; --primary_args
+// and --replica_args add ringlogd flags, e.g. the shipped configs' commit
+// latency (the command line overrides the file's data_dir and listen), with
+// the flags on one line:
+//
+//   replication_bench --runs=commit --commits=2000
+//     --primary_args=--config=deploy/primary.conf,--metrics_listen=
+//     --replica_args=--config=deploy/replica.conf,--metrics_listen=
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -31,6 +41,13 @@ ABSL_FLAG(uint32_t, payload, 64, "payload bytes");
 ABSL_FLAG(uint64_t, rate, 100'000, "events per second in the lag run");
 ABSL_FLAG(double, lag_seconds, 5, "length of the lag run");
 ABSL_FLAG(uint64_t, commits, 5000, "appends timed in the commit-latency run");
+ABSL_FLAG(uint64_t, commit_warmup, 100, "appends before the timed ones in the commit-latency run");
+ABSL_FLAG(std::vector<std::string>, runs, std::vector<std::string>({"catchup", "lag", "commit"}),
+          "which runs: catchup, lag, commit (comma-separated)");
+ABSL_FLAG(std::vector<std::string>, primary_args, {},
+          "more ringlogd flags for the primaries (comma-separated)");
+ABSL_FLAG(std::vector<std::string>, replica_args, {},
+          "more ringlogd flags for the replicas (comma-separated)");
 ABSL_FLAG(std::string, lag_reader, "replica",
           "where the lag run's follower reads: replica, or primary (to see how much of the "
           "lag replication adds)");
@@ -45,10 +62,29 @@ using ringlog::tools::NodeProcess;
   std::exit(1);
 }
 
+bool run(const char* name) {
+  const std::vector<std::string> runs = absl::GetFlag(FLAGS_runs);
+  return std::find(runs.begin(), runs.end(), name) != runs.end();
+}
+
 NodeProcess start(const std::string& bin, const std::string& dir, std::vector<std::string> args) {
   absl::StatusOr<NodeProcess> p = NodeProcess::Start(bin, dir, std::move(args));
   if (!p.ok()) die("start " + dir, p.status());
   return std::move(*p);
+}
+
+NodeProcess start_primary(const std::string& bin, const std::string& dir,
+                          std::vector<std::string> args) {
+  for (const std::string& a : absl::GetFlag(FLAGS_primary_args)) args.push_back(a);
+  return start(bin, dir, std::move(args));
+}
+
+NodeProcess start_replica(const std::string& bin, const std::string& dir,
+                          const std::string& primary) {
+  std::vector<std::string> args = absl::GetFlag(FLAGS_replica_args);
+  args.push_back("--role=replica");
+  args.push_back("--primary=" + primary);
+  return start(bin, dir, std::move(args));
 }
 
 std::unique_ptr<ringlog::Client> connect(const std::string& addr) {
@@ -101,8 +137,8 @@ int main(int argc, char** argv) {
   const std::string dir = *tmp;
 
   // 1. Catch-up.
-  {
-    NodeProcess primary = start(bin, dir + "/p1", {});
+  if (run("catchup")) {
+    NodeProcess primary = start_primary(bin, dir + "/p1", {});
     auto pc = connect(primary.address());
     auto app = pc->appender();
     if (!app.ok()) die("appender", app.status());
@@ -114,7 +150,7 @@ int main(int argc, char** argv) {
     auto last = (*app)->drain();
     if (!last.ok()) die("drain", last.status());
     const uint64_t end = last->end_offset;
-    NodeProcess replica = start(bin, dir + "/r1", {"--role=replica", "--primary=" + primary.address()});
+    NodeProcess replica = start_replica(bin, dir + "/r1", primary.address());
     auto rc = connect(replica.address());
     double s = 0;
     const double bps = catchup_rate(*rc, end, &s);
@@ -127,9 +163,9 @@ int main(int argc, char** argv) {
   }
 
   // 2. Lag at a steady rate, seen by a client of the replica.
-  {
-    NodeProcess primary = start(bin, dir + "/p2", {});
-    NodeProcess replica = start(bin, dir + "/r2", {"--role=replica", "--primary=" + primary.address()});
+  if (run("lag")) {
+    NodeProcess primary = start_primary(bin, dir + "/p2", {});
+    NodeProcess replica = start_replica(bin, dir + "/r2", primary.address());
     auto pc = connect(primary.address());
     auto rc = connect(replica.address());
     const bool lag_on_primary = absl::GetFlag(FLAGS_lag_reader) == "primary";
@@ -178,16 +214,17 @@ int main(int argc, char** argv) {
   }
 
   // 3. Commit latency with one replica ack.
-  {
-    NodeProcess primary = start(bin, dir + "/p3", {"--min_replica_acks=1"});
-    NodeProcess replica = start(bin, dir + "/r3", {"--role=replica", "--primary=" + primary.address()});
+  if (run("commit")) {
+    NodeProcess primary = start_primary(bin, dir + "/p3", {"--min_replica_acks=1"});
+    NodeProcess replica = start_replica(bin, dir + "/r3", primary.address());
     auto pc = connect(primary.address());
     auto app = pc->appender();
     if (!app.ok()) die("appender", app.status());
     std::vector<std::byte> payload(payload_len, std::byte{3});
     LatencyHistogram h;
     const uint64_t n = absl::GetFlag(FLAGS_commits);
-    for (uint64_t i = 0; i < n + 100; ++i) {
+    const uint64_t warmup = absl::GetFlag(FLAGS_commit_warmup);
+    for (uint64_t i = 0; i < n + warmup; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
       if (auto s = (*app)->append(1, i, payload); !s.ok()) die("append", s);
       auto a = (*app)->drain();
@@ -195,7 +232,7 @@ int main(int argc, char** argv) {
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now() - t0)
                           .count();
-      if (i >= 100) h.record(static_cast<uint64_t>(ns));  // the first 100 warm up
+      if (i >= warmup) h.record(static_cast<uint64_t>(ns));
     }
     print_latency("commit_latency_1_ack", h, "");
   }

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "apply_chunk.h"
+#include "follow_reader.h"
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -176,7 +177,17 @@ absl::Status Follower::follow_once() {
   v1::FollowResponse resp;
   if (!handshake(stream.get(), &resp)) return ended("the primary closed the stream");
   if (absl::Status s = adopt_directive(primary, resp); !s.ok()) return fail(s);
-  if (absl::Status s = stream_chunks(stream.get(), &resp); !s.ok()) return fail(s);
+  absl::Status s;
+  {
+    // Only an interval sync waits for a deadline; otherwise the follower
+    // thread Reads itself, without a hand-over per message.
+    FollowReader reader(stream.get(), options_.fsync == FsyncPolicy::kInterval);
+    s = stream_chunks(stream.get(), &reader, &resp);
+    // The reader's Read must return before it is joined: on our error,
+    // cancel the call; otherwise the stream is over already.
+    if (!s.ok()) ctx.TryCancel();
+  }  // joined: Finish() must not run beside a Read
+  if (!s.ok()) return fail(s);
   return ended("the primary ended the stream");
 }
 
@@ -248,7 +259,8 @@ absl::Status Follower::truncate_as_directed(const std::string& primary, uint64_t
   return log_->truncate(truncate_to);
 }
 
-absl::Status Follower::stream_chunks(Stream* stream, v1::FollowResponse* resp) {
+absl::Status Follower::stream_chunks(Stream* stream, FollowReader* reader,
+                                     v1::FollowResponse* resp) {
   uint64_t acked = UINT64_MAX;
   for (;;) {
     if (resp->epoch() < primary_epoch_.load(std::memory_order_relaxed)) {
@@ -267,14 +279,28 @@ absl::Status Follower::stream_chunks(Stream* stream, v1::FollowResponse* resp) {
                                                                   : FollowerState::kCatchingUp,
                  std::memory_order_release);
     learn_commit(resp->epoch());
-    const uint64_t durable = log_->durable_offset();
     // Ack new durable data, and answer heartbeats so the primary knows we are here.
-    if (durable != acked || resp->has_heartbeat()) {
-      if (!send_ack(stream, durable, applied.offset)) return absl::OkStatus();
-      acked = durable;
+    if (!ack_durable(stream, resp->has_heartbeat(), &acked)) return absl::OkStatus();
+    // The next message, or the interval sync when it falls due first: the
+    // primary's commit waits for that ack, and an idle primary sends nothing
+    // until its next heartbeat.
+    for (;;) {
+      const FollowReader::Next next = reader->next(resp, sync_schedule_.next_due());
+      if (next == FollowReader::Next::kEnded) return absl::OkStatus();
+      if (next == FollowReader::Next::kMessage) break;
+      RINGLOG_RETURN_IF_ERROR(make_durable(false));
+      learn_commit(resp->epoch());  // *resp is still the last message
+      if (!ack_durable(stream, false, &acked)) return absl::OkStatus();
     }
-    if (!stream->Read(resp)) return absl::OkStatus();
   }
+}
+
+bool Follower::ack_durable(Stream* stream, bool always, uint64_t* acked) {
+  const uint64_t durable = log_->durable_offset();
+  if (durable == *acked && !always) return true;
+  if (!send_ack(stream, durable, log_->end().offset)) return false;
+  *acked = durable;
+  return true;
 }
 
 void Follower::learn_commit(uint64_t epoch) {

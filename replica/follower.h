@@ -5,7 +5,10 @@
 // connects, says where its log ends and which epochs it has, truncates when
 // the primary's directive says its tail diverges, then applies chunks: every
 // record's checksum is checked, segments start exactly where and as the
-// primary's did, and the durable offset is acknowledged after each chunk.
+// primary's did, and the durable offset is acknowledged after each chunk
+// and after each interval sync, which happens when it is due whether or not
+// a message arrives (a helper thread does the stream's Reads; the follower
+// thread waits for them with the sync's deadline: follow_reader.h).
 // Any error ends the stream; the follower reconnects with backoff and resumes
 // from its own end.
 #pragma once
@@ -27,6 +30,8 @@
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
 namespace ringlog {
+
+class FollowReader;
 
 enum class FollowerState { kConnecting, kCatchingUp, kStreaming, kStopped };
 const char* follower_state_name(FollowerState s);
@@ -95,8 +100,13 @@ class Follower {
   // this node knows was committed unless forced.
   absl::Status truncate_as_directed(const std::string& primary, uint64_t truncate_to);
   // Applies chunks and heartbeats starting with *resp, acking what is
-  // durable; OK when the stream ends, an error to end it on our side.
-  absl::Status stream_chunks(Stream* stream, v1::FollowResponse* resp);
+  // durable, and syncs when the fsync interval is due even if no message
+  // comes (`reader` reads ahead; see follow_reader.h); OK when the stream
+  // ends, an error to end it on our side.
+  absl::Status stream_chunks(Stream* stream, FollowReader* reader, v1::FollowResponse* resp);
+  // Acks the durable offset if it moved since *acked (or `always`); false
+  // when the stream is over.
+  bool ack_durable(Stream* stream, bool always, uint64_t* acked);
   // apply_chunk() on our log, then tells on_applied and the sync schedule.
   absl::Status apply(const v1::Chunk& chunk);
   // Serves the primary's commit offset, never past our own durable log.

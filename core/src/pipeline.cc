@@ -61,6 +61,11 @@ SyncSchedule::Action SyncSchedule::due(bool force, absl::Time now) const noexcep
   return Action::kFlush;
 }
 
+absl::Time SyncSchedule::next_due() const noexcept {
+  if (!unsynced_) return absl::InfiniteFuture();
+  return policy_ == FsyncPolicy::kInterval ? last_flush_ + interval_ : absl::InfinitePast();
+}
+
 void SyncSchedule::done(Action a, absl::Time now) noexcept {
   if (a == Action::kNothing) return;
   unsynced_ = false;

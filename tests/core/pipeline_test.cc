@@ -568,5 +568,26 @@ TEST(SyncSchedule, IntervalWaitsForTheIntervalSinceTheLastFlush) {
   EXPECT_EQ(s.due(false, kT0 + absl::Milliseconds(10)), Action::kFlush);
 }
 
+TEST(SyncSchedule, NextDueIsTheIntervalsEndWhileSomethingIsUnsynced) {
+  SyncSchedule s(FsyncPolicy::kInterval, absl::Milliseconds(10));
+  EXPECT_EQ(s.next_due(), absl::InfiniteFuture());  // nothing to sync: no deadline
+  s.wrote();
+  EXPECT_EQ(s.next_due(), absl::InfinitePast());  // never flushed: due at once
+  s.done(Action::kFlush, kT0);
+  EXPECT_EQ(s.next_due(), absl::InfiniteFuture());
+  s.wrote();
+  EXPECT_EQ(s.next_due(), kT0 + absl::Milliseconds(10));
+  EXPECT_EQ(s.due(false, s.next_due()), Action::kFlush);
+}
+
+TEST(SyncSchedule, NextDueIsNowForPoliciesWithoutAnInterval) {
+  for (FsyncPolicy p : {FsyncPolicy::kNone, FsyncPolicy::kEveryBatch}) {
+    SyncSchedule s(p, absl::Milliseconds(10));
+    EXPECT_EQ(s.next_due(), absl::InfiniteFuture());
+    s.wrote();
+    EXPECT_EQ(s.next_due(), absl::InfinitePast());
+  }
+}
+
 }  // namespace
 }  // namespace ringlog

@@ -89,6 +89,11 @@ class SyncSchedule {
   bool unsynced() const noexcept { return unsynced_; }
   // What to do now; `force` (closing) flushes whatever the policy left.
   Action due(bool force, absl::Time now) const noexcept;
+  // When due() stops answering kNothing without another write: the end of
+  // the interval while something is unsynced, InfinitePast when that is now,
+  // InfiniteFuture when nothing is unsynced. A writer that waits for input
+  // waits no longer than this (the replica's follower).
+  absl::Time next_due() const noexcept;
   // After the action was carried out.
   void done(Action a, absl::Time now) noexcept;
 
