@@ -11,16 +11,6 @@
 
 namespace ringlog {
 
-absl::StatusOr<size_t> validate_records(ByteSpan records, size_t max_bytes) {
-  if (records.empty()) return absl::InvalidArgumentError("empty batch: no records");
-  if (records.size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "batch of %d bytes is over the limit of %d bytes (--max_batch_bytes)", records.size(),
-        max_bytes));
-  }
-  return check_records(records);
-}
-
 Node::Node(const NodeOptions& options)
     : options_(options),
       commits_(options.min_replica_acks),
