@@ -76,6 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!(*log)->append_event(h, ringlog::as_bytes(payload)).ok()) std::abort();
   }
   const ringlog::LogPosition before = (*log)->end();
+  const size_t segments_before = (*log)->segments().size();
   if (switches & 4) {
     chunk.set_start_offset(before.offset);
     chunk.set_start_seq(before.seq);
@@ -84,8 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<ringlog::LogPosition> first = ringlog::apply_chunk(**log, chunk);
   const ringlog::LogPosition after = (*log)->end();
   if (!first.ok()) {
-    // Refused whole, unless the segment was started before the records failed to fit.
-    if (!chunk.has_segment() && after != before) std::abort();
+    // Refused whole: not a record written, not a segment started.
+    if (after != before || (*log)->segments().size() != segments_before) std::abort();
     return 0;
   }
   const std::string applied = records_from(**log, *first);

@@ -64,11 +64,12 @@ std::string segment_file() {
   return file.substr(0, ringlog::kFileHeaderSize + end + 32);
 }
 
-std::string segment_header(uint64_t base_offset, uint64_t base_seq) {
+std::string segment_header(uint64_t base_offset, uint64_t base_seq,
+                           uint64_t file_size = ringlog::kFileHeaderSize + ringlog::kMaxRecordSize) {
   ringlog::FileHeader h;
   h.base_offset = base_offset;
   h.base_seq = base_seq;
-  h.file_size = ringlog::kFileHeaderSize + ringlog::kMaxRecordSize;
+  h.file_size = file_size;
   h.fill_checksum();
   return std::string(reinterpret_cast<const char*>(&h), sizeof h);
 }
@@ -105,6 +106,8 @@ int main(int argc, char** argv) {
   put("apply_chunk", "at_end", with_switches(0, chunk.SerializeAsString()));
   chunk.mutable_segment()->set_header(segment_header(144, 3));
   put("apply_chunk", "new_segment", with_switches(0, chunk.SerializeAsString()));
+  chunk.mutable_segment()->set_header(segment_header(144, 3, ringlog::kFileHeaderSize + 64));
+  put("apply_chunk", "segment_too_small", with_switches(0, chunk.SerializeAsString()));
   chunk.clear_segment();
   chunk.set_start_offset(96);
   put("apply_chunk", "gap", with_switches(0, chunk.SerializeAsString()));
