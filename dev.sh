@@ -4,7 +4,9 @@
 #   ./dev.sh run      build, then start a primary and two replicas with a live
 #                     workload and show their status (tools/cluster.sh up)
 #   ./dev.sh stress   build, then the stress test (tools/stress)
-#   ./dev.sh test     build, then run every test (unit, integration, ThreadSanitizer)
+#   ./dev.sh test     build, then run every test (unit, integration, ThreadSanitizer, fuzzing)
+#   ./dev.sh fuzz [S] build the libFuzzer targets (clang, ASan, UBSan) into build-fuzz/
+#                     and run each for S seconds (default 20) from fuzz/corpus/
 #   ./dev.sh build    install the build dependencies and build (Release) into build/
 #   ./dev.sh deps     install the build dependencies only (apt-get; needs root or sudo)
 set -euo pipefail
@@ -13,7 +15,8 @@ cd "$(dirname "$0")"
 PACKAGES=(build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libcivetweb-dev libgtest-dev libgmock-dev libbenchmark-dev
-  docker-compose python3-yaml curl iproute2)
+  docker-compose python3-yaml curl iproute2
+  clang-14 libclang-rt-14-dev)
 BUILD=${RINGLOG_BUILD_DIR:-build}
 JOBS=${RINGLOG_JOBS:-$(nproc)}
 
@@ -53,8 +56,38 @@ test_all() {
     RINGLOG_SPSC_EVENTS=300000 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
       "$tsan/tests/core/$t" --gtest_brief=1
   done
+  fuzz 20
   # The container recipe, as far as a machine without a container engine allows.
   deploy/check.sh
+}
+
+# Every reader of untrusted bytes under libFuzzer, ASan and UBSan, each for
+# $1 seconds from its seeds; a crash, a sanitizer report or a leak fails.
+fuzz() {
+  deps
+  local seconds=${1:-20} dir="${RINGLOG_FUZZ_BUILD_DIR:-build-fuzz}" t
+  local targets=(validate_batch segment_recovery apply_chunk requests config_parser)
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
+    -DRINGLOG_FUZZ=ON -DRINGLOG_BUILD_TESTS=OFF -DRINGLOG_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$dir" -j "$JOBS" --target "${targets[@]/#/fuzz_}"
+  # The fuzzer adds what it finds to its corpus: work on a copy, not the repo.
+  local work
+  work=$(mktemp -d)
+  for t in "${targets[@]}"; do
+    echo "== libFuzzer: $t (${seconds}s)"
+    mkdir -p "$work/$t"
+    cp fuzz/corpus/"$t"/* "$work/$t/"
+    TMPDIR="$work" "$dir/fuzz/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 \
+      -artifact_prefix="$work/$t-" "$work/$t" 2>"$work/$t.log" || {
+      tail -n 60 "$work/$t.log"
+      cp "$work/$t"-* "$dir/" 2>/dev/null || true
+      echo "fuzz_$t failed; the input that failed is in $dir/" >&2
+      rm -rf "$work"
+      return 1
+    }
+    grep -E '^(Done|stat::(number_of_executed_units|average_exec_per_sec))' "$work/$t.log"
+  done
+  rm -rf "$work"
 }
 
 run() {
@@ -73,7 +106,8 @@ case "$cmd" in
   deps) deps ;;
   build) build ;;
   test) test_all ;;
+  fuzz) fuzz "$@" ;;
   run) run ;;
   stress) stress "$@" ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

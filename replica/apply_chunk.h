@@ -20,7 +20,8 @@ namespace ringlog {
 
 // Appends the chunk's records to `log`, returning where they begin (the log's
 // end when the chunk has none). DataLoss for a corrupt record or segment
-// header, FailedPrecondition for a chunk that does not start at the log's end.
+// header (or a segment too small for the chunk), FailedPrecondition for a
+// chunk that does not start at the log's end or does not fit in its segment.
 absl::StatusOr<LogPosition> apply_chunk(SegmentedLog& log, const v1::Chunk& chunk);
 
 }  // namespace ringlog

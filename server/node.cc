@@ -11,31 +11,6 @@
 
 namespace ringlog {
 
-absl::StatusOr<size_t> validate_records(ByteSpan records, size_t max_bytes) {
-  if (records.empty()) return absl::InvalidArgumentError("empty batch: no records");
-  if (records.size() > max_bytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "batch of %d bytes is over the limit of %d bytes (--max_batch_bytes)", records.size(),
-        max_bytes));
-  }
-  absl::StatusOr<size_t> n = check_records(records);
-  if (!n.ok()) return n;
-  // Control records (flags bit 7) are written by the node alone: a producer
-  // that could write one could forge another producer's batch marks.
-  size_t index = 0;
-  for (size_t pos = 0; pos < records.size(); ++index) {
-    const EventHeader* h = header_at(records.data() + pos);
-    if (is_control(*h)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "record %d at byte %d sets flags bit 7 (0x80): control records are written only by "
-          "the node",
-          index, pos));
-    }
-    pos += h->padded_size();
-  }
-  return n;
-}
-
 Node::Node(const NodeOptions& options)
     : options_(options),
       commits_(options.min_replica_acks),

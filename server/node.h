@@ -43,6 +43,7 @@
 #include "node_files.h"
 #include "producer_table.h"
 #include "replication_streams.h"
+#include "request_checks.h"
 #include "ringlog/epochs.h"
 #include "ringlog/pipeline.h"
 #include "ringlog/storage.h"
@@ -77,11 +78,6 @@ struct NodeCounters {
 };
 
 enum class StreamKind { kAppend, kReplay };
-
-// Checks that `records` is a run of whole valid records of at most
-// max_bytes, none of them a control record (flags bit 7: the node's own);
-// returns how many, or INVALID_ARGUMENT naming the record.
-absl::StatusOr<size_t> validate_records(ByteSpan records, size_t max_bytes);
 
 class Node {
  public:

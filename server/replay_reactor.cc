@@ -5,26 +5,9 @@
 #include "absl/strings/str_format.h"
 #include "ringlog/grpc_status.h"
 #include "ringlog/control.h"
+#include "request_checks.h"
 
 namespace ringlog {
-
-absl::StatusOr<LogPosition> ReplayReactor::resolve(Node* node, const v1::ReplayRequest& r) {
-  const SegmentedLog& log = node->log();
-  switch (r.start_case()) {
-    case v1::ReplayRequest::kFromSeq:
-      return log.find_seq(r.from_seq());
-    case v1::ReplayRequest::kFromOffset:
-      return log.find_offset(r.from_offset());
-    case v1::ReplayRequest::kFromTimestamp:
-      return log.find_time(r.from_timestamp());
-    case v1::ReplayRequest::kFromEnd:
-      return log.find_offset(node->commit().offset);
-    case v1::ReplayRequest::kFromStart:
-    case v1::ReplayRequest::START_NOT_SET:
-      break;
-  }
-  return log.start();
-}
 
 ReplayReactor::ReplayReactor(Node* node, const grpc::ByteBuffer* request) : node_(node) {
   node_->stream_opened(StreamKind::kReplay);
@@ -39,22 +22,18 @@ ReplayReactor::ReplayReactor(Node* node, const grpc::ByteBuffer* request) : node
 }
 
 void ReplayReactor::start_locked(const v1::ReplayRequest& request) {
-  for (uint32_t t : request.event_types()) {
-    if (t > 255) {
-      finish_locked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                 absl::StrFormat("event type %d is out of range 0-255", t)));
-      return;
-    }
-    types_.set(t);
-    filtered_ = true;
+  absl::StatusOr<ReplayPlan> plan = plan_replay(request);
+  if (!plan.ok()) {
+    finish_locked(to_grpc(plan.status()));
+    return;
   }
-  remaining_ = request.limit() == 0 ? UINT64_MAX : request.limit();
-  follow_ = request.follow();
-  include_control_ = request.include_control();
-  if (request.max_batch_bytes() != 0) {
-    max_bytes_ = std::clamp<size_t>(request.max_batch_bytes(), kMaxRecordSize, kMaxBatchBytes);
-  }
-  absl::StatusOr<LogPosition> start = resolve(node_, request);
+  types_ = plan->types;
+  filtered_ = plan->filtered;
+  remaining_ = plan->limit;
+  follow_ = plan->follow;
+  include_control_ = plan->include_control;
+  max_bytes_ = plan->max_bytes;
+  absl::StatusOr<LogPosition> start = replay_start(node_->log(), node_->commit().offset, request);
   if (!start.ok()) {
     finish_locked(to_grpc(start.status()));
     return;

@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "mapped_message.h"
 #include "node.h"
+#include "request_checks.h"
 #include "ringlog/storage.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
@@ -31,11 +32,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnCancel() override;
   void OnDone() override;
 
-  static constexpr size_t kDefaultBatchBytes = size_t{1} << 20;
-  static constexpr size_t kMaxBatchBytes = size_t{16} << 20;
-
  private:
-  static absl::StatusOr<LogPosition> resolve(Node* node, const v1::ReplayRequest& r);
   void start_locked(const v1::ReplayRequest& request);
   // Gathers the next response's records: runs of the mapping, or copies.
   void add_slice(const LogSlice& s, bool* first);
@@ -58,7 +55,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   uint64_t remaining_ = 0;  // events still to send; UINT64_MAX without a limit
   bool follow_ = false;
   bool include_control_ = false;
-  size_t max_bytes_ = kDefaultBatchBytes;
+  size_t max_bytes_ = kReplayDefaultBatchBytes;
   bool parked_ = false;
   CommitNotifier::Token token_ = 0;
   bool cancelled_ = false;

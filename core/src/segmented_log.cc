@@ -86,6 +86,10 @@ absl::Status SegmentedLog::roll(const FileHeader* header) {
   return absl::OkStatus();
 }
 
+uint64_t SegmentedLog::active_room() const noexcept {
+  return active_->capacity() - active_->size();
+}
+
 absl::Status SegmentedLog::start_segment(const FileHeader& header) {
   RINGLOG_RETURN_IF_ERROR(header.validate("segment header from the primary"));
   const LogPosition start = start_.load();

@@ -129,6 +129,22 @@ TEST_F(ApplyChunk, ShortSegmentHeaderIsRefused) {
   EXPECT_EQ(replica_->end(), (LogPosition{0, 0}));
 }
 
+// Found by fuzz/apply_chunk: the segment was started, then the records
+// did not fit in it.
+TEST_F(ApplyChunk, ChunkLargerThanTheSegmentItStartsIsRefusedAndStartsNothing) {
+  write_on_primary(20);
+  v1::Chunk c = chunks_from(primary_->start(), 1 << 20).front();
+  FileHeader h;
+  std::memcpy(&h, c.segment().header().data(), sizeof h);
+  h.file_size = kFileHeaderSize + 64;
+  h.fill_checksum();
+  c.mutable_segment()->set_header(reinterpret_cast<const char*>(&h), sizeof h);
+  absl::StatusOr<LogPosition> at = apply_chunk(*replica_, c);
+  EXPECT_EQ(at.status().code(), absl::StatusCode::kDataLoss) << at.status();
+  EXPECT_EQ(replica_->end(), (LogPosition{0, 0}));
+  EXPECT_EQ(replica_->segments().front().file_bytes, uint64_t{128} << 10);
+}
+
 TEST_F(ApplyChunk, SegmentStartWithoutRecordsStartsTheSegmentOnly) {
   write_on_primary(3000);
   std::vector<v1::Chunk> chunks = chunks_from(primary_->start());

@@ -108,6 +108,8 @@ class SegmentedLog {
   // header's base when the log is empty. FAILED_PRECONDITION when the header
   // does not start at the log's end.
   absl::Status start_segment(const FileHeader& header);
+  // Record bytes that still fit in the active segment.
+  uint64_t active_room() const noexcept;
   // Makes everything appended durable: fdatasync when `flush` is set,
   // otherwise only publishes the durable offset (fsync policy "none").
   absl::Status sync(bool flush = true);
