@@ -33,6 +33,11 @@ absl::Status FileHeader::validate(const std::string& path) const {
   if (checksum != compute_checksum()) {
     return absl::DataLossError(absl::StrFormat("%s: segment header checksum mismatch", path));
   }
+  if (base_offset > kMaxBasePosition || base_seq > kMaxBasePosition) {
+    return absl::DataLossError(absl::StrFormat(
+        "%s: segment header's base offset %d or seq %d is out of range (at most %d)", path,
+        base_offset, base_seq, kMaxBasePosition));
+  }
   return absl::OkStatus();
 }
 

@@ -95,6 +95,22 @@ TEST_F(MmapStorageTest, CreateWritesAValidFileHeader) {
   EXPECT_TRUE(h.validate(file()).ok());
 }
 
+// Found by fuzz/segment_recovery: a segment at offset 2^64 - 1 wrapped its
+// records' offsets around to 0.
+TEST(FileHeader, BasePositionThatWouldWrapIsCorrupt) {
+  FileHeader h;
+  h.base_offset = UINT64_MAX;
+  h.fill_checksum();
+  EXPECT_EQ(h.validate("f").code(), absl::StatusCode::kDataLoss);
+  h.base_offset = kMaxBasePosition;
+  h.base_seq = kMaxBasePosition + 1;
+  h.fill_checksum();
+  EXPECT_EQ(h.validate("f").code(), absl::StatusCode::kDataLoss);
+  h.base_seq = kMaxBasePosition;
+  h.fill_checksum();
+  EXPECT_TRUE(h.validate("f").ok());
+}
+
 TEST_F(MmapStorageTest, WriteAndReadBack) {
   {
     MmapWriter w = create();

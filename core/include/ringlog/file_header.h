@@ -33,6 +33,9 @@ inline constexpr size_t kFileHeaderSize = 64;
 inline constexpr char kFileMagic[4] = {'E', 'V', 'T', 'L'};
 inline constexpr uint16_t kFileVersion = 1;
 inline constexpr uint32_t kSegmentSealed = 1u << 0;
+// A segment's base offset and seq are at most this, so that no position in
+// it (base + at most 4 GiB) can wrap around; a header past it is corrupt.
+inline constexpr uint64_t kMaxBasePosition = uint64_t{1} << 62;
 
 struct FileHeader {
   char magic[4] = {'E', 'V', 'T', 'L'};
