@@ -56,7 +56,8 @@ uint64_t nonzero_end(int fd, const std::byte* base, uint64_t from, uint64_t to) 
 }  // namespace
 
 absl::Status Segment::recover(uint64_t max_ts_before, std::string* problem,
-                              uint64_t* cleared_bytes) {
+                              uint64_t* cleared_bytes,
+                              const std::function<absl::Status(uint64_t)>& before_change) {
   max_ts_before_ = max_ts_before;
   max_ts_local_ = max_ts_before;
   uint64_t rel = 0;
@@ -81,6 +82,7 @@ absl::Status Segment::recover(uint64_t max_ts_before, std::string* problem,
                                header().write_offset, rel);
   }
   *cleared_bytes = 0;
+  if (!problem->empty() && before_change) RINGLOG_RETURN_IF_ERROR(before_change(base_offset() + rel));
   if (writable_ && !problem->empty() && header().sealed()) {
     // The log ends in this segment now: it is the active one again, and its
     // stale counters must not flag it at the next open.

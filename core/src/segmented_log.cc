@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "internal/log_checkpoint.h"
 #include "internal/log_files.h"
 #include "internal/segment.h"
 #include "internal/segment_preparer.h"
@@ -77,6 +78,7 @@ absl::Status SegmentedLog::roll(const FileHeader* header) {
   if (!old->sealed()) RINGLOG_RETURN_IF_ERROR(old->seal());
   unsynced_.push_back(std::move(old));
   active_ = next->get();
+  note_active_base();
   warm_asked_ = 0;
   if (preparer_) {
     preparer_->warm_from_start(*next);
@@ -135,8 +137,13 @@ absl::Status SegmentedLog::start_segment(const FileHeader& header) {
     const LogPosition base{header.base_offset, header.base_seq};
     start_.store(base);
     durable_offset_.store(base.offset, std::memory_order_release);
+    // The log starts over where its primary's does; nothing before is owed.
+    if (must_start_.load(std::memory_order_relaxed) < base.offset) {
+      must_start_.store(base.offset, std::memory_order_release);
+    }
   }
   publish_end();
+  note_active_base();
   return absl::OkStatus();
 }
 
@@ -198,7 +205,21 @@ absl::Status SegmentedLog::sync(bool flush) {
   unsynced_.clear();
   // release: pairs with the acquire in durable_offset().
   durable_offset_.store(end, std::memory_order_release);
-  return absl::OkStatus();
+  // What a sync made durable is owed at every later open. A flush is rare
+  // enough to record every time; publishing alone (fsync policy "none") is
+  // recorded at most once per millisecond.
+  std::lock_guard l(ckpt_mu_);
+  if (must_reach_.load(std::memory_order_relaxed) < end) {
+    must_reach_.store(end, std::memory_order_release);
+  }
+  return write_checkpoint_locked(/*force=*/flush, /*sync=*/false);
+}
+
+void SegmentedLog::note_active_base() {
+  // Writer: a new active segment is recorded before records go into it.
+  std::lock_guard l(ckpt_mu_);
+  ckpt_last_base_ = active_->base_offset();
+  (void)write_checkpoint_locked(/*force=*/true, /*sync=*/false);  // retried at the next sync
 }
 
 absl::Status SegmentedLog::truncate(uint64_t offset) {
@@ -214,6 +235,22 @@ absl::Status SegmentedLog::truncate(uint64_t offset) {
   if (!seg->seq_at(offset - seg->base_offset())) {
     return absl::InvalidArgumentError(
         absl::StrFormat("cannot truncate to offset %d: not a record boundary", offset));
+  }
+  {
+    // The checkpoint forgets the cut records first: a crash during the cut
+    // must not make them look lost at the next open.
+    std::lock_guard l(ckpt_mu_);
+    if (must_reach_.load(std::memory_order_relaxed) > offset) {
+      must_reach_.store(offset, std::memory_order_release);
+    }
+    if (committed_.load(std::memory_order_relaxed) > offset) {
+      committed_.store(offset, std::memory_order_release);
+    }
+    if (durable_offset_.load(std::memory_order_relaxed) > offset) {
+      durable_offset_.store(offset, std::memory_order_release);
+    }
+    ckpt_last_base_ = seg->base_offset();
+    RINGLOG_RETURN_IF_ERROR(write_checkpoint_locked(/*force=*/true, /*sync=*/true));
   }
   std::vector<std::shared_ptr<Segment>> dropped;
   {
@@ -255,6 +292,13 @@ absl::StatusOr<size_t> SegmentedLog::apply_retention(absl::Time now) {
       if (!over_bytes && !too_old) break;
       segments_.erase(segments_.begin());
       start_.store(LogPosition{segments_.front()->base_offset(), segments_.front()->base_seq()});
+    }
+    {
+      // The new start is in the checkpoint before the file goes, so that a
+      // missing first segment is never taken for retention.
+      std::lock_guard l(ckpt_mu_);
+      must_start_.store(start_.load().offset, std::memory_order_release);
+      RINGLOG_RETURN_IF_ERROR(write_checkpoint_locked(/*force=*/true, /*sync=*/true));
     }
     std::erase(unsynced_, front);
     RINGLOG_RETURN_IF_ERROR(front->remove_file());

@@ -108,21 +108,29 @@ TEST_F(SegmentedLogTest, CorruptChecksumInTheActiveSegmentEndsTheLogThere) {
   EXPECT_THAT(report.quarantined, IsEmpty());
 }
 
+// Damage in a segment that others follow is never a torn tail: the damaged
+// file is copied aside, the later ones moved aside, and the loss reported.
 TEST_F(SegmentedLogTest, CorruptChecksumMidLogQuarantinesLaterSegments) {
   { auto log = open(); append_segments(*log, 4); }
   const uint64_t k = 300;  // in the first segment
   const std::vector<std::string> files = segment_files();
+  const std::string damaged = read_file(path(files[0]));
   corrupt_byte(path(files[0]), kFileHeaderSize + offsets_[k] + kHeaderSize);
   RecoveryReport report;
   auto log = open(&report);
   EXPECT_EQ(log->end(), (LogPosition{offsets_[k], k}));
   EXPECT_THAT(report.problem, HasSubstr(path(files[0])));
   EXPECT_THAT(report.problem, HasSubstr("checksum"));
-  ASSERT_THAT(report.quarantined, SizeIs(files.size() - 1));
-  for (size_t i = 0; i < report.quarantined.size(); ++i) {
-    EXPECT_THAT(report.quarantined[i], StartsWith(path("quarantine/") + files[i + 1]));
+  EXPECT_THAT(report.data_loss, HasSubstr("checksum"));
+  EXPECT_EQ(report.lost_from, offsets_[k]);
+  ASSERT_THAT(report.quarantined, SizeIs(files.size()));
+  EXPECT_THAT(report.quarantined[0], StartsWith(path("quarantine/") + files[0] + ".damaged."));
+  EXPECT_NE(read_file(report.quarantined[0]), damaged);  // the damaged bytes, as found
+  EXPECT_EQ(read_file(report.quarantined[0]).size(), damaged.size());
+  for (size_t i = 1; i < report.quarantined.size(); ++i) {
+    EXPECT_THAT(report.quarantined[i], StartsWith(path("quarantine/") + files[i]));
     EXPECT_TRUE(fs::exists(report.quarantined[i]));
-    EXPECT_FALSE(fs::exists(path(files[i + 1])));
+    EXPECT_FALSE(fs::exists(path(files[i])));
   }
   forget_from(k);
   expect_events(*log, 0, k);
@@ -137,6 +145,8 @@ TEST_F(SegmentedLogTest, AppendsAfterAMidLogCorruptionSurviveReopen) {
   {
     auto log = open();
     ASSERT_EQ(log->end().seq, k);
+    ASSERT_TRUE(log->lost().has_value());
+    ASSERT_TRUE(log->accept_loss().ok());  // goes on without the lost records
     forget_from(k);
     append(*log, 50, [](uint64_t s) { return kT0 + 1'000'000 + s; });
   }

@@ -66,7 +66,14 @@ struct RecoveryReport {
   uint64_t bytes = 0;           // record bytes kept
   uint64_t cleared_bytes = 0;   // nonzero bytes after the end that were zeroed
   std::string problem;          // the first problem found, empty when clean
-  std::vector<std::string> quarantined;  // later segments moved aside after a corrupt one
+  std::vector<std::string> quarantined;  // files moved or copied aside (quarantine/)
+  // Records the log's checkpoint says it held (durable, or before a segment
+  // that exists) but that are damaged or missing: [lost_from, lost_to) of
+  // the log's offsets. Not a torn tail, which is only ever past the durable
+  // offset of the last segment. Empty `data_loss` when none.
+  std::string data_loss;
+  uint64_t lost_from = 0;
+  uint64_t lost_to = 0;
 };
 
 }  // namespace ringlog

@@ -17,8 +17,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -33,6 +36,17 @@ namespace ringlog {
 
 class Segment;
 class SegmentPreparer;
+namespace internal {
+class LogCheckpoint;
+struct CheckpointState;
+}
+
+// Records a log once held and lacks now (SegmentedLog::lost()).
+struct LostRange {
+  uint64_t from = 0;  // [from, to) of the log's offsets
+  uint64_t to = 0;
+  bool at_start = false;  // before the log's start (a first segment missing), else after its end
+};
 
 struct LogOptions {
   // Size of each segment file, header included. A record never spans two files.
@@ -117,6 +131,9 @@ class SegmentedLog {
   absl::Status truncate(uint64_t offset);
   // Deletes sealed segments beyond the retention limits; returns how many.
   absl::StatusOr<size_t> apply_retention(absl::Time now);
+  // Gives up the records lost() names: the checkpoint is set to what the
+  // log holds now, so that it opens without them from now on.
+  absl::Status accept_loss();
 
   // ---- Any thread ----
 
@@ -137,6 +154,20 @@ class SegmentedLog {
   // most `max_bytes` (but at least one record), from a single segment.
   absl::StatusOr<LogSlice> read(LogPosition from, uint64_t limit_offset, size_t max_bytes) const;
 
+  // ---- The checkpoint (what recovery must find again) ----
+
+  // Records this log held (by its checkpoint) that it lacks now: damaged or
+  // deleted, found at open; nullopt when it lacks none. A replica fetching
+  // its primary's log fills the range after its end again.
+  std::optional<LostRange> lost() const;
+  // Everything below `offset` is committed (acknowledged to clients): kept
+  // in the checkpoint, written at most once per millisecond and at close.
+  void note_committed(uint64_t offset);
+  // The commit offset the checkpoint holds (what note_committed() said last).
+  uint64_t committed_offset() const noexcept {
+    return committed_.load(std::memory_order_acquire);
+  }
+
   std::vector<SegmentInfo> segments() const;
   size_t segment_count() const;
   const std::string& dir() const noexcept { return dir_; }
@@ -149,15 +180,28 @@ class SegmentedLog {
   // one before; the first damaged one ends the log), moves aside those
   // after the end, and takes the rest as the log.
   absl::Status recover(RecoveryReport* report);
-  absl::StatusOr<std::vector<std::shared_ptr<Segment>>> scan_segments(std::vector<uint64_t>& bases,
-                                                                      RecoveryReport* report);
+  absl::StatusOr<std::vector<std::shared_ptr<Segment>>> scan_segments(
+      std::vector<uint64_t>& bases, const std::optional<internal::CheckpointState>& want,
+      RecoveryReport* report);
+  absl::Status finish_retention(std::vector<uint64_t>& bases, uint64_t start, bool writable);
   absl::Status quarantine(uint64_t base_offset, RecoveryReport* report);
+  std::string quarantine_path(uint64_t base_offset, std::string_view what) const;
   absl::Status adopt_segments(std::vector<std::shared_ptr<Segment>> segs);
   absl::StatusOr<std::shared_ptr<Segment>> new_segment(const FileHeader& header, bool exact);
   std::shared_ptr<Segment> segment_for(uint64_t offset) const;
   std::shared_ptr<Segment> segment_for_seq(uint64_t seq) const;
   void publish_end();
   void want_warm();
+  // Writes the checkpoint with the log as it is now (writer thread, or Open
+  // and close); `force` writes even when one was written less than 1 ms ago.
+  absl::Status write_checkpoint(bool force, bool sync);
+  absl::Status write_checkpoint_locked(bool force, bool sync);
+  void note_active_base();
+  // Open: how the segments found compare with the checkpoint.
+  void check_against_checkpoint(const std::optional<internal::CheckpointState>& want,
+                                const std::vector<uint64_t>& bases, size_t kept,
+                                RecoveryReport* report);
+  absl::Status keep_aside(uint64_t base_offset, RecoveryReport* report);
   std::string segment_path(uint64_t base_offset) const;
 
   const std::string dir_;
@@ -174,6 +218,20 @@ class SegmentedLog {
   AtomicPosition start_;
   AtomicPosition end_;
   std::atomic<uint64_t> durable_offset_{0};
+
+  // The checkpoint: written by the writer thread (sync, roll, retention,
+  // truncate) and by whoever calls note_committed(), under ckpt_mu_.
+  mutable std::mutex ckpt_mu_;
+  std::unique_ptr<internal::LogCheckpoint> ckpt_;  // null when read-only and absent
+  uint64_t ckpt_written_ns_ = 0;
+  bool ckpt_dirty_ = false;
+  uint64_t ckpt_last_base_ = 0;
+  // What the checkpoint holds that lost() compares with (atomics so that
+  // lost() takes no lock; relaxed ordering would do for a report, acquire
+  // and release keep them in step with end_ for the readers that act on it).
+  std::atomic<uint64_t> must_start_{0};   // the log's start by the checkpoint
+  std::atomic<uint64_t> must_reach_{0};   // the log held everything below this
+  std::atomic<uint64_t> committed_{0};
 
   // The background thread that prepares the next segment file and warms the
   // active one (null when options_.prepare_ahead is off or read-only). Its

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,8 +52,12 @@ class Segment {
 
   // Scans the records, verifying every checksum, and builds the index. When
   // writable, zeroes nonzero bytes after the last valid record. Returns the
-  // problem that ended the scan ("" for a clean end) in *problem.
-  absl::Status recover(uint64_t max_ts_before, std::string* problem, uint64_t* cleared_bytes);
+  // problem that ended the scan ("" for a clean end) in *problem. When there
+  // is one, `before_change(log offset where the valid records end)` runs
+  // before anything in the file is changed (recovery keeps a copy of a
+  // damaged file); its error stops the recovery.
+  absl::Status recover(uint64_t max_ts_before, std::string* problem, uint64_t* cleared_bytes,
+                       const std::function<absl::Status(uint64_t)>& before_change = {});
 
   // The header as it is in the file now (counters set once sealed).
   // For a new, empty segment: the running max of timestamps before it.

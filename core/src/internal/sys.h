@@ -37,4 +37,7 @@ inline absl::Status errno_status(int err, absl::string_view what, absl::string_v
   }
 }
 
+// Copies the file `from` to a new file `to` (kernel-side copy), synced.
+absl::Status copy_file(const std::string& from, const std::string& to);
+
 }  // namespace ringlog::internal
