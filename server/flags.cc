@@ -29,6 +29,9 @@ ABSL_FLAG(std::string, fsync, "none",
           "when the log is flushed to disk: none (the kernel decides), batch (after every "
           "batch), or an interval such as 10ms");
 ABSL_FLAG(uint64_t, max_batch_bytes, uint64_t{4} << 20, "largest Append request batch");
+ABSL_FLAG(bool, accept_data_loss, false,
+          "start even though the log lacks records it once held (damaged or deleted files): "
+          "forget them and go on from what is left; without it such a primary takes no appends");
 ABSL_FLAG(uint32_t, min_replica_acks, 0,
           "replicas that must have a batch durable before it is acknowledged");
 ABSL_FLAG(uint64_t, retention_bytes, 0, "keep at most this many bytes of log (0: no limit)");
@@ -57,6 +60,7 @@ NodeOptions node_options_from_flags() {
   o.pipeline.log.retention_age = absl::GetFlag(FLAGS_retention_age);
   o.max_request_bytes = absl::GetFlag(FLAGS_max_batch_bytes);
   o.min_replica_acks = absl::GetFlag(FLAGS_min_replica_acks);
+  o.accept_data_loss = absl::GetFlag(FLAGS_accept_data_loss);
   return o;
 }
 

@@ -68,6 +68,13 @@ void FollowReactor::OnReadDone(bool ok) {
 void FollowReactor::on_hello(const v1::FollowHello& hello) {
   hello_done_ = true;
   replica_id_ = hello.node_id().empty() ? peer_ : hello.node_id();
+  if (absl::Status lost = node_->data_loss(); !lost.ok()) {
+    // No directive from a log with a gap: it could make the replica cut
+    // the very records this node lost.
+    node_->note_replica_candidate(hello.advertise(), hello.log_end_offset());
+    finish_locked(to_grpc(lost));
+    return;
+  }
   if (hello.window_bytes() != 0) window_ = std::max<uint64_t>(hello.window_bytes(), 2 * kChunkBytes);
   const std::vector<EpochEntry> replica_epochs = epochs_from_wire(hello.epochs());
   if (!replica_epochs.empty() && replica_epochs.back().epoch > node_->epoch()) {

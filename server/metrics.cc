@@ -80,6 +80,10 @@ std::string MetricsServer::render(Node& node) {
   gauge(&out, "ringlog_replay_streams", "Open Replay streams.", st.active_replay_streams());
   gauge(&out, "ringlog_storage_error", "1 while a storage error (e.g. a full disk) stops appends.",
         st.storage_error().empty() ? 0 : 1);
+  gauge(&out, "ringlog_lost_bytes",
+        "Log bytes this node held once (durable or committed) and lacks now: damaged or deleted "
+        "files found at start. A primary takes no appends while it is above 0.",
+        static_cast<double>(st.lost_to_offset() - st.lost_from_offset()));
   out += "# HELP ringlog_replica_lag_bytes Log bytes a replica has not acknowledged.\n"
          "# TYPE ringlog_replica_lag_bytes gauge\n";
   for (const v1::ReplicaInfo& r : st.replicas()) {

@@ -23,6 +23,8 @@ Node::Node(const NodeOptions& options)
 absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options,
                                                  RecoveryReport* report) {
   std::unique_ptr<Node> n(new Node(options));
+  RecoveryReport local;
+  if (report == nullptr) report = &local;
   absl::StatusOr<std::unique_ptr<SegmentedLog>> log =
       SegmentedLog::Open(options.data_dir, options.pipeline.log, report);
   if (!log.ok()) return log.status();
@@ -38,6 +40,8 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options,
   if (!epochs.ok()) return epochs.status();
   n->epochs_ = std::make_unique<EpochHistory>(std::move(*epochs));
   n->epoch_.store(n->epochs_->current(), std::memory_order_release);
+  if (absl::Status s = n->open_with_loss(*report); !s.ok()) return s;
+  n->restore_commit();
   n->notifier().on_advance([raw = n.get()](LogPosition c) { raw->complete_committed(c); });
   n->producers_.rebuild(*n->log_);
   n->admin_ = std::make_unique<AdminQueue>();
@@ -203,6 +207,7 @@ absl::Status Node::not_primary(absl::string_view action) const {
 SpscRingBuffer::Producer* Node::embedded_producer(size_t i) {
   std::shared_ptr<Pipeline> p = pipeline();
   if (!p || role() != Role::kPrimary || i == 0 || i > options_.embedded_rings) return nullptr;
+  if (!data_loss().ok()) return nullptr;
   return &p->producer(i);
 }
 

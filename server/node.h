@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,6 +66,9 @@ struct NodeOptions {
   size_t embedded_rings = 0;  // extra rings for in-process producers
   size_t max_request_bytes = size_t{4} << 20;
   uint32_t min_replica_acks = 0;
+  // Open a log that lacks records it once held (SegmentedLog::lost()) by
+  // forgetting them; otherwise a primary with such a log takes no appends.
+  bool accept_data_loss = false;
   absl::Duration replica_ack_timeout = absl::Seconds(10);  // for status: "lagging"
 };
 
@@ -134,6 +138,16 @@ class Node {
   // The producer of embedded ring i (1 <= i <= embedded_rings); one thread.
   SpscRingBuffer::Producer* embedded_producer(size_t i);
 
+  // ---- Lost records (node_loss.cc) ----
+  // DATA_LOSS while this node's log lacks records it once held (found at
+  // open: damaged or deleted files): what is lost, and which node to
+  // promote. A primary then takes no appends and serves no replicas; a
+  // replica fetches the records after its end again from its primary.
+  absl::Status data_loss() const;
+  // A replica that asked to follow a primary with lost records: a candidate
+  // to promote in its place.
+  void note_replica_candidate(const std::string& address, uint64_t log_end);
+
   // ---- Status ----
   void fill_status(v1::NodeStatus* out) const;
   NodeCounters counters() const;
@@ -170,6 +184,10 @@ class Node {
   void start_follower(const std::string& primary, bool force);
   void prepare_rings();
   void peer_watch(absl::Time now);
+  // Open: what recovery found missing, accepted (--accept_data_loss) or kept.
+  absl::Status open_with_loss(const RecoveryReport& report);
+  // The commit offset the log's checkpoint recorded, as a position here.
+  void restore_commit();
   // Notifier thread: acknowledges the batches the commit offset covers.
   void complete_committed(LogPosition commit);
   void fail_all(const absl::Status& s);
@@ -208,6 +226,11 @@ class Node {
 
   mutable std::mutex advertise_mu_;
   std::string advertise_;  // guarded by advertise_mu_
+
+  // Lost records: what recovery said, and replicas that hold more.
+  mutable std::mutex loss_mu_;
+  std::string loss_detail_;
+  std::map<std::string, uint64_t> loss_candidates_;  // address -> its log end
 
   std::atomic<bool> stopping_{false};
   std::atomic<uint32_t> append_streams_{0};

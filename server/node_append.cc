@@ -6,6 +6,12 @@
 namespace ringlog {
 
 void Node::submit(std::string records, size_t count, ProducerRef producer, AppendDone done) {
+  if (absl::Status lost = data_loss(); !lost.ok() && role() == Role::kPrimary) {
+    // Nothing is appended where acknowledged records are missing: the new
+    // ones would take their offsets.
+    post([d = std::move(done), lost] { d(lost); });
+    return;
+  }
   if (!producer.id.empty() && role() == Role::kPrimary) {
     if (!producers_.admit(producer, commit(), epoch(), done,
                           [this](std::function<void()> fn) { post(std::move(fn)); })) {
@@ -48,6 +54,7 @@ void Node::complete_committed(LogPosition commit) {
     b.done(r);
   }
   producers_.on_commit(commit, epoch);
+  log_->note_committed(commit.offset);
 }
 
 void Node::fail_all(const absl::Status& s) {

@@ -49,6 +49,17 @@ absl::StatusOr<Node::Promoted> Node::promote(bool force, std::vector<std::string
         "%s is already the primary (epoch %d); use --force to start a new epoch anyway", node_id_,
         epoch()));
   }
+  if (std::optional<LostRange> lost = log_->lost()) {
+    if (!force) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "this node's log lacks offsets %d to %d, which it held before (damaged or deleted "
+          "files): promote a node whose log has them, or use --force to go on without them",
+          lost->from, lost->to));
+    }
+    spdlog::error("DATA LOSS accepted by a forced promotion: going on without log offsets {} to {}",
+                  lost->from, lost->to);
+    RINGLOG_RETURN_IF_ERROR(log_->accept_loss());
+  }
   const LogPosition end = log_->end();
   uint64_t top_epoch = epoch();
   for (const std::string& p : options_.peers) peers.push_back(p);

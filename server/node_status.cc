@@ -36,6 +36,11 @@ void Node::fill_status(v1::NodeStatus* out) const {
   out->set_active_replay_streams(replay_streams_.load(std::memory_order_relaxed));
   out->set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
   out->set_min_replica_acks(options_.min_replica_acks);
+  if (std::optional<LostRange> lost = log_->lost()) {
+    out->set_data_loss(std::string(data_loss().message()));
+    out->set_lost_from_offset(lost->from);
+    out->set_lost_to_offset(lost->to);
+  }
   if (role() == Role::kPrimary) {
     const LogPosition end = log_->end();
     const absl::Time now = absl::Now();
