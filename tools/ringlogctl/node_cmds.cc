@@ -126,6 +126,7 @@ int cmd_status() {
       }
     }
     if (!st->storage_error().empty()) absl::StrAppend(&state, "; STORAGE ERROR: ", st->storage_error());
+    if (!st->data_loss().empty()) absl::StrAppend(&state, "; DATA LOSS: ", st->data_loss());
     std::printf("%-22s %-8s %-14s %5llu %14llu %14llu %14llu %12llu %5llu  %s\n", node.c_str(),
                 role_name(st->role()), st->node_id().c_str(),
                 static_cast<unsigned long long>(st->epoch()),
