@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -170,7 +171,16 @@ absl::StatusOr<std::vector<std::shared_ptr<Segment>>> SegmentedLog::scan_segment
         bases.pop_back();
         break;
       }
-      return s.status();
+      if (absl::IsDataLoss(s.status())) {
+        // A damaged header: the log ends where this segment began, and the
+        // file is moved aside with the ones after it.
+        report->problem = std::string(s.status().message());
+        break;
+      }
+      return absl::Status(s.status().code(),
+                          absl::StrCat(s.status().message(),
+                                       "; move it out of the data directory if it is not a "
+                                       "segment of this log, or put the right file back"));
     }
     Segment& seg = **s;
     std::string problem;

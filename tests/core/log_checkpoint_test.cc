@@ -169,6 +169,23 @@ TEST_F(LogCheckpointTest, AMissingMiddleSegmentIsLossAndTheRestIsKeptAside) {
   EXPECT_THAT(report.quarantined, SizeIs(2));
 }
 
+TEST_F(LogCheckpointTest, ADamagedSegmentHeaderIsLossNotARefusalToOpen) {
+  synced_log(4);
+  const std::vector<std::string> files = segment_files();
+  corrupt_byte(path(files[2]), 20);  // in the header's base seq
+  RecoveryReport report;
+  auto log = open(&report);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->end().offset, std::stoull(files[2].substr(0, 20)));
+  EXPECT_THAT(report.problem, HasSubstr("checksum"));
+  ASSERT_TRUE(log->lost().has_value());
+  // The damaged file and the one after it are moved aside, as they were.
+  ASSERT_THAT(report.quarantined, SizeIs(2));
+  EXPECT_THAT(report.quarantined[0], StartsWith(path("quarantine/") + files[2]));
+  EXPECT_NE(read_file_header(report.quarantined[0]).checksum,
+            read_file_header(report.quarantined[0]).compute_checksum());
+}
+
 TEST_F(LogCheckpointTest, AcceptedLossIsForgottenForGood) {
   synced_log(3);
   fs::remove(path(segment_files().back()));
