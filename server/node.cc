@@ -34,6 +34,9 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options,
     if (!id.ok()) return id.status();
     n->node_id_ = *id;
   } else {
+    if (absl::Status s = check_node_id(options.node_id); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--node_id: ", s.message()));
+    }
     n->node_id_ = options.node_id;
   }
   absl::StatusOr<EpochHistory> epochs = EpochHistory::Load(options.data_dir);
@@ -56,7 +59,9 @@ absl::Status Node::start_role() {
   std::lock_guard rl(role_mu_);
   Role role = options_.role;
   std::string follow = options_.primary;
-  if (std::optional<SavedRole> saved = load_role(options_.data_dir)) {
+  absl::StatusOr<std::optional<SavedRole>> loaded = load_role(options_.data_dir);
+  if (!loaded.ok()) return loaded.status();
+  if (const std::optional<SavedRole>& saved = *loaded) {
     if (saved->role != role || (role == Role::kReplica && saved->primary != follow)) {
       spdlog::warn("the data directory says this node is {}{} (a promotion or failover changed "
                    "it); that wins over the flags. Change roles with ringlogctl promote/follow.",

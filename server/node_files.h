@@ -22,8 +22,14 @@ struct SavedRole {
   std::string primary;
 };
 
+// OK when `id` can be a node id (1 to 128 printable characters, no spaces).
+absl::Status check_node_id(const std::string& id);
+// The id in NODE_ID, made and written there when there is none;
+// FAILED_PRECONDITION naming the file and what to do when it holds no id.
 absl::StatusOr<std::string> load_node_id(const std::string& dir);
-std::optional<SavedRole> load_role(const std::string& dir);
+// The role in ROLE, nullopt without one; FAILED_PRECONDITION naming the
+// file and what to do when it holds something else.
+absl::StatusOr<std::optional<SavedRole>> load_role(const std::string& dir);
 void save_role(const std::string& dir, Role role, const std::string& primary);
 
 }  // namespace ringlog

@@ -219,5 +219,31 @@ TEST_F(FailoverDataLoss, RestartedReplicaNeverCutsBelowItsCommitOffset) {
   EXPECT_TRUE(exactly_once_in_order(*ev, kAcked, 1000));
 }
 
+// Garbled role and id files stop the node at start, naming the file and
+// what to do, instead of a node that starts in a role nobody chose (a
+// garbled ROLE was read as no role: a fenced node could start as primary).
+TEST_F(FailoverDataLoss, GarbledRoleOrNodeIdFileIsARefusalThatSaysWhatToDo) {
+  start("N", {});
+  ASSERT_EQ(*stop("N", SIGTERM), 0);
+  const std::string role = data_dir("N") + "/ROLE";
+  const std::string id = data_dir("N") + "/NODE_ID";
+  auto start_fails = [&](const std::string& file, const std::string& advice) {
+    const CommandResult r = run_command(
+        {kRinglogd, "--data_dir=" + data_dir("N"), "--listen=127.0.0.1:0", kSmallSegments},
+        {.timeout = absl::Seconds(20), .merge_output = true});
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_THAT(r.out, HasSubstr(file));
+    EXPECT_THAT(r.out, HasSubstr(advice));
+  };
+  std::ofstream(role, std::ios::trunc) << "primray\n";
+  start_fails(role, "delete the file");
+  std::ofstream(role, std::ios::trunc) << "primary\n";
+  std::ofstream(id, std::ios::trunc) << std::string("\x01\xff bad id\n");
+  start_fails(id, "delete the file to make a new one");
+  std::ofstream(id, std::ios::trunc) << "N\n";
+  start("N", {});  // and it starts again once the files are right
+  EXPECT_TRUE(append_once("N").ok());
+}
+
 }  // namespace
 }  // namespace ringlog::failover_test
