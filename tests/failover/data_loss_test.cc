@@ -106,6 +106,7 @@ TEST_F(FailoverDataLoss, FlippedByteOnThePrimaryLosesNothingAcknowledged) {
     absl::StatusOr<std::vector<Replayed>> ev = replay_all(n);
     ASSERT_TRUE(ev.ok()) << n << ": " << ev.status();
     EXPECT_TRUE(exactly_once_in_order(*ev, kAcked, kEvents + 100)) << n;
+    report_fault("flipped_byte_on_primary", *ev, kAcked, kEvents + 100);
   }
 }
 
@@ -134,6 +135,7 @@ TEST_F(FailoverDataLoss, FlippedByteOnAReplicaIsFetchedAgain) {
   absl::StatusOr<std::vector<Replayed>> ev = replay_all("B");
   ASSERT_TRUE(ev.ok()) << ev.status();
   EXPECT_TRUE(exactly_once_in_order(*ev, kAcked, kEvents + 100));
+  report_fault("flipped_byte_on_replica", *ev, kAcked, kEvents + 100);
   for (const char* n : {"A", "B", "C"}) ASSERT_EQ(*stop(n, SIGTERM), 0) << n;
   EXPECT_TRUE(files_identical("A", "B"));
 }
@@ -217,6 +219,7 @@ TEST_F(FailoverDataLoss, RestartedReplicaNeverCutsBelowItsCommitOffset) {
   absl::StatusOr<std::vector<Replayed>> ev = replay_all("B");
   ASSERT_TRUE(ev.ok()) << ev.status();
   EXPECT_TRUE(exactly_once_in_order(*ev, kAcked, 1000));
+  report_fault("replica_restart_then_forced_shorter_primary", *ev, kAcked, 1000);
 }
 
 // Garbled role and id files stop the node at start, naming the file and

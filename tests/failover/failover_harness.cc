@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <set>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -57,6 +59,21 @@ int pick_free_port() {
                                          << " events in the log, expected " << n;
   }
   return ::testing::AssertionSuccess();
+}
+
+void report_fault(const std::string& scenario, const std::vector<Replayed>& events, uint64_t tag,
+                  uint64_t acknowledged) {
+  std::set<uint64_t> seen;
+  uint64_t duplicated = 0;
+  for (const Replayed& e : events) {
+    if (e.tag == tag && !seen.insert(e.counter).second) ++duplicated;
+  }
+  uint64_t lost = 0;
+  for (uint64_t c = 0; c < acknowledged; ++c) lost += seen.count(c) == 0 ? 1 : 0;
+  std::printf("FAULT_RESULT scenario=%s acknowledged=%llu lost=%llu duplicated=%llu\n",
+              scenario.c_str(), static_cast<unsigned long long>(acknowledged),
+              static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicated));
+  std::fflush(stdout);
 }
 
 size_t count_tag(const std::vector<Replayed>& events, uint64_t tag) {

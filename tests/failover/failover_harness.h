@@ -83,6 +83,12 @@ struct Replayed {
 // [0, n), each once, in order.
 ::testing::AssertionResult exactly_once_in_order(const std::vector<Replayed>& events, uint64_t tag,
                                                  uint64_t n);
+// Prints the machine-readable line of a fault scenario (tools/fault_report.sh
+// adds them up): of the events tagged `tag` with counters [0, acknowledged),
+// how many are missing from `events`, and how many appear more than once.
+//   FAULT_RESULT scenario=NAME acknowledged=N lost=N duplicated=N
+void report_fault(const std::string& scenario, const std::vector<Replayed>& events, uint64_t tag,
+                  uint64_t acknowledged);
 // How many events in `events` carry `tag`.
 size_t count_tag(const std::vector<Replayed>& events, uint64_t tag);
 

@@ -247,6 +247,7 @@ TEST_F(FailoverIdempotence, NewPrimaryRecognizesBatchReplicatedBeforePromotion) 
   absl::StatusOr<std::vector<Replayed>> ev = replay_all("B");
   ASSERT_TRUE(ev.ok()) << ev.status();
   EXPECT_TRUE(exactly_once_in_order(*ev, kData, 10));
+  report_fault("resent_batch_after_failover", *ev, kData, 10);
 }
 
 // Scenario: one primary takes a batch (producer "prod-3", seq 1) and is
