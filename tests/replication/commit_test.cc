@@ -128,7 +128,7 @@ TEST_F(ReplicationCommit, PrimaryWithoutRequiredAcksGoesOnWhenReplicasAreGone) {
 
   BackgroundAppender alone(p.address(), kFirst, kAlone);
   KillIfStuck guard{this, alone, "p"};
-  ASSERT_TRUE(wait_until([&] { return alone.done(); }, absl::Seconds(20)));
+  ASSERT_TRUE(wait_until([&] { return alone.done(); }, absl::Seconds(60)));
   absl::StatusOr<Ack> ack = alone.stop();
   ASSERT_TRUE(ack.ok()) << ack.status();
   EXPECT_GE(ack->end_offset, before.log_end_offset() + kAlone * kRecordBytes);
