@@ -92,6 +92,9 @@ absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
   auto s = std::make_unique<GrpcServing>(node);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &s->port);
+  // gRPC binds with SO_REUSEPORT by default: a second node started on the
+  // same port would start too, and calls would split between the two.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(o.max_request_bytes + (64 << 10)));
   builder.SetMaxSendMessageSize(64 << 20);
   // Several batches in flight per stream before HTTP/2 flow control waits.

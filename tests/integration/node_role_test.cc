@@ -1,5 +1,7 @@
 // Roles: a primary without replicas takes appends and serves replays; a
 // replica needs a primary to follow, and says so.
+#include <filesystem>
+
 #include "harness.h"
 
 namespace ringlog::testing {
@@ -45,6 +47,19 @@ TEST_F(IntegrationNodeRole, UnknownRoleExitsWithAClearMessage) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE((r.out + r.err).find("--role must be primary or replica"), std::string::npos)
       << r.out << r.err;
+}
+
+// Two nodes on one port: the second must not start (with the socket option
+// gRPC sets by default, both did, and calls split between them).
+TEST_F(IntegrationNodeRole, SecondNodeOnTheSamePortDoesNotStart) {
+  tools::NodeProcess& first = start_node();
+  const CommandResult r = run_command(
+      {kRinglogd, "--data_dir=" + data_dir() + "-second", "--listen=" + first.address()},
+      {.timeout = absl::Seconds(20), .merge_output = true});
+  std::filesystem::remove_all(data_dir() + "-second");
+  ASSERT_FALSE(r.timed_out) << "a second ringlogd kept running on " << first.address();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("cannot listen on " + first.address()), std::string::npos) << r.out;
 }
 
 }  // namespace
