@@ -98,6 +98,13 @@ void ReplayReactor::next_locked() {
   auto bytes = [&] { return resp_.records().size() + run_bytes_; };
   while (bytes() < max_bytes_ && remaining_ > 0 &&
          reader_->position().offset - from.offset < scan_budget) {
+    // A response holds at most max_bytes_ of records, unless its first
+    // record alone is larger.
+    std::optional<EventView> peeked = reader_->peek(limit);
+    if (!peeked) break;
+    const bool sent = (include_control_ || !is_control(*peeked->header)) &&
+                      (!filtered_ || types_.test(peeked->event_type()));
+    if (sent && bytes() != 0 && bytes() + peeked->header->padded_size() > max_bytes_) break;
     if (filtered_ || remaining_ != UINT64_MAX) {
       // Event by event: filter and count.
       const uint64_t seq = reader_->position().seq;

@@ -46,7 +46,7 @@ absl::StatusOr<ReplayPlan> plan_replay(const v1::ReplayRequest& request) {
   plan.include_control = request.include_control();
   if (request.max_batch_bytes() != 0) {
     plan.max_bytes =
-        std::clamp<size_t>(request.max_batch_bytes(), kMaxRecordSize, kReplayMaxBatchBytes);
+        std::min<size_t>(request.max_batch_bytes(), kReplayMaxBatchBytes);
   }
   return plan;
 }

@@ -45,6 +45,16 @@ std::optional<LogSlice> LogReader::next_slice(uint64_t limit_offset, size_t max_
 }
 
 std::optional<EventView> LogReader::next(uint64_t limit_offset) {
+  std::optional<EventView> ev = peek(limit_offset);
+  if (ev) {
+    const size_t size = ev->header->padded_size();
+    slice_used_ += size;
+    pos_ = LogPosition{pos_.offset + size, pos_.seq + 1};
+  }
+  return ev;
+}
+
+std::optional<EventView> LogReader::peek(uint64_t limit_offset) {
   if (pos_.offset >= limit_offset) return std::nullopt;
   if (slice_used_ >= slice_.records.bytes.size()) {
     absl::StatusOr<LogSlice> s = log_->read(pos_, limit_offset, kReaderFetchBytes);
@@ -60,8 +70,6 @@ std::optional<EventView> LogReader::next(uint64_t limit_offset) {
   const EventHeader* h = header_at(p);
   const size_t size = h->padded_size();
   if (pos_.offset + size > limit_offset) return std::nullopt;
-  slice_used_ += size;
-  pos_ = LogPosition{pos_.offset + size, pos_.seq + 1};
   return EventView{h, ByteSpan{p + kHeaderSize, h->payload_len}};
 }
 

@@ -2,6 +2,7 @@
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "harness.h"
 
 namespace ringlog::testing {
@@ -227,6 +228,35 @@ TEST_F(IntegrationReplayFilters, LimitStopsAfterNEvents) {
   r = replay_all(*client_, o);
   ASSERT_EQ(r.events.size(), 5u);
   for (size_t i = 0; i < 5; ++i) EXPECT_EQ(r.events[i].seq, 3 * i + 2);
+}
+
+// Finding: max_batch_bytes was raised to 64 KiB when asked for less, and a
+// response could pass it by a record. Every response now holds at most what
+// was asked (with and without filters), and all events still arrive.
+TEST_F(IntegrationReplayFilters, MaxBatchBytesBoundsEveryResponse) {
+  for (const uint32_t max : {uint32_t{100}, uint32_t{4096}, uint32_t{10'000}}) {
+    for (const bool filtered : {false, true}) {
+      SCOPED_TRACE(absl::StrCat("max_batch_bytes ", max, filtered ? ", types 1 and 2" : ""));
+      v1::ReplayRequest req;
+      req.set_from_start(true);
+      req.set_max_batch_bytes(max);
+      if (filtered) {
+        req.add_event_types(1);
+        req.add_event_types(2);
+      }
+      RawReplay raw = raw_replay(client_->channel(), req);
+      ASSERT_TRUE(raw.status.ok()) << raw.status.error_message();
+      size_t bytes = 0;
+      size_t largest = 0;
+      for (const v1::ReplayResponse& r : raw.responses) {
+        bytes += r.records().size();
+        largest = std::max(largest, r.records().size());
+      }
+      EXPECT_EQ(bytes, (filtered ? 2 * kEvents / 3 : kEvents) * kTestRecordBytes);
+      // (A record larger than max_batch_bytes would come alone.)
+      EXPECT_LE(largest, std::max<size_t>(max, kTestRecordBytes));
+    }
+  }
 }
 
 TEST_F(IntegrationReplayFilters, FromTimestampStartsAtFirstEventAtOrAfterIt) {

@@ -25,6 +25,8 @@ class LogReader {
   // The next record before `limit_offset`, or nullopt (nothing yet, or an
   // error: see status()). The view stays valid while this reader lives.
   std::optional<EventView> next(uint64_t limit_offset);
+  // The record next() would return, without moving past it.
+  std::optional<EventView> peek(uint64_t limit_offset);
   // Like SegmentedLog::read, from this reader's position, and moves past it.
   std::optional<LogSlice> next_slice(uint64_t limit_offset, size_t max_bytes);
 
