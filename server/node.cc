@@ -77,10 +77,14 @@ absl::Status Node::start_role() {
       if (ps.status.role() == v1::ROLE_PRIMARY) follow = ps.address;
     }
   }
-  if (role == Role::kPrimary && !options_.peers.empty()) {
-    // Before taking a single append: is another node primary in a later
-    // epoch (this node was failed over while it was down)? Then follow it.
-    for (const PeerStatus& ps : query_peers(options_.peers, node_id_, absl::Milliseconds(500))) {
+  // Before taking a single append: is another node primary in a later
+  // epoch (this node was failed over while it was down)? Then follow it.
+  // The node --primary names counts as a peer here: flags that say "replica
+  // of X" beside a ROLE that says primary must not leave two primaries.
+  std::vector<std::string> ask = options_.peers;
+  if (options_.role == Role::kReplica && !options_.primary.empty()) ask.push_back(options_.primary);
+  if (role == Role::kPrimary && !ask.empty()) {
+    for (const PeerStatus& ps : query_peers(ask, node_id_, absl::Milliseconds(500))) {
       if (ps.status.role() == v1::ROLE_PRIMARY && ps.status.epoch() > epoch()) {
         spdlog::warn("{} is primary in epoch {}, later than ours ({}): starting as its replica",
                      ps.address, ps.status.epoch(), epoch());

@@ -184,5 +184,30 @@ TEST_F(FailoverFencing, ReplicaPointedAtNewPrimaryIsNotSentBackToOldOne) {
   EXPECT_TRUE(wait_converged("B", {"A", "C"}, absl::Seconds(20)));
 }
 
+// Finding: a node restarted with --role=replica --primary=B whose data
+// directory said primary started as a primary (it had no --peers to ask),
+// in the old epoch, beside B. The node --primary names is asked first.
+TEST_F(FailoverFencing, PrimaryRestartedAsReplicaOfTheNewPrimaryFollowsIt) {
+  reserve("A");
+  reserve("B");
+  start("A", {});
+  start("B", {"--role=replica", "--primary=" + address("A")});
+  ASSERT_TRUE(append({"A"}, 0, 100, kBefore).ok());
+  ASSERT_TRUE(wait_converged("A", {"B"}));
+  ASSERT_EQ(*stop("A", SIGTERM), 0);
+  ASSERT_TRUE(promote("B").ok());
+  start("A", {"--role=replica", "--primary=" + address("B")});
+  ASSERT_TRUE(wait_until([&] {
+    absl::StatusOr<v1::NodeStatus> a = status("A");
+    return a.ok() && a->role() == v1::ROLE_REPLICA && a->primary() == address("B") &&
+           a->replica_state() == v1::REPLICA_STATE_STREAMING;
+  }, absl::Seconds(30))) << "A did not follow B";
+  ASSERT_TRUE(append({"B"}, 100, 100, kBefore).ok());
+  ASSERT_TRUE(wait_converged("B", {"A"}));
+  absl::StatusOr<std::vector<Replayed>> ev = replay_all("A");
+  ASSERT_TRUE(ev.ok()) << ev.status();
+  EXPECT_TRUE(exactly_once_in_order(*ev, kBefore, 200));
+}
+
 }  // namespace
 }  // namespace ringlog::failover_test
