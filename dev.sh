@@ -47,7 +47,7 @@ test_all() {
   # Every SegmentedLog test runs the log's preparer thread beside the writer;
   # log_reader_test also reads beside a concurrent writer.
   local tsan_tests=(spsc_stress_test ring_test pipeline_test segmented_log_test sparse_index_test
-    log_retention_test log_truncate_test segment_recovery_test log_reader_test)
+    log_retention_test log_truncate_test segment_recovery_test log_reader_test log_checkpoint_test)
   cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGLOG_SANITIZE=thread \
     -DRINGLOG_BUILD_BENCH=OFF -DRINGLOG_BUILD_SERVER=OFF >/dev/null
   cmake --build "$tsan" -j "$JOBS" --target "${tsan_tests[@]}"

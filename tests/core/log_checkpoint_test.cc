@@ -1,6 +1,8 @@
 // The log's checkpoint (CHECKPOINT): recovery tells records it once held
 // (synced, or committed) from a torn tail, and finds missing segment files.
+#include <atomic>
 #include <cstdint>
+#include <thread>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -231,6 +233,34 @@ TEST_F(LogCheckpointTest, TruncationForgetsWhatItCuts) {
   EXPECT_FALSE(log->lost().has_value());
   EXPECT_EQ(log->end().offset, offsets_[40]);
   EXPECT_EQ(log->committed_offset(), offsets_[40]);
+}
+
+// The commit offset comes from another thread than the writer's (the
+// node's notifier) while the writer appends, rolls and syncs.
+TEST_F(LogCheckpointTest, CommitsNotedFromAnotherThreadWhileTheWriterSyncs) {
+  std::atomic<uint64_t> end{0};
+  std::atomic<bool> done{false};
+  {
+    auto log = open();
+    std::thread noter([&] {
+      while (!done.load(std::memory_order_acquire)) {
+        log->note_committed(end.load(std::memory_order_acquire));
+      }
+    });
+    for (int i = 0; i < 40; ++i) {
+      append(*log, 50);
+      ASSERT_TRUE(log->sync().ok());
+      end.store(log->end().offset, std::memory_order_release);
+    }
+    done.store(true, std::memory_order_release);
+    noter.join();
+    log->note_committed(log->end().offset);
+  }
+  RecoveryReport report;
+  auto log = open(&report);
+  EXPECT_THAT(report.problem, IsEmpty());
+  EXPECT_EQ(log->committed_offset(), log->end().offset);
+  EXPECT_GT(log->segment_count(), 1u);
 }
 
 TEST_F(LogCheckpointTest, ReadOnlyOpenReportsLossAndChangesNothing) {
