@@ -5,7 +5,8 @@
 
 namespace ringlog {
 
-void Node::submit(std::string records, size_t count, ProducerRef producer, AppendDone done) {
+void Node::submit(std::string records, size_t count, ProducerRef producer, AppendDone done,
+                  std::shared_ptr<StreamOrder> order) {
   if (!producer.id.empty() && role() == Role::kPrimary) {
     if (!producers_.admit(producer, commit(), epoch(), done,
                           [this](std::function<void()> fn) { post(std::move(fn)); })) {
@@ -25,6 +26,7 @@ void Node::submit(std::string records, size_t count, ProducerRef producer, Appen
   b.count = count;
   b.producer = std::move(producer);
   b.done = std::move(done);
+  b.order = std::move(order);
   absl::Status refuse;
   if (role() != Role::kPrimary) {
     refuse = not_primary("append to");
