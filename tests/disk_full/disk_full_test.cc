@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -52,6 +53,7 @@ TEST_F(DiskFull, PrimaryRefusesWithinTheBoundAndResumesWhenSpaceIsFreed) {
   EXPECT_THAT(run.end->error_message(), HasSubstr("disk is full"));
   EXPECT_THAT(run.end->error_message(), HasSubstr(data_dir("p")));
   EXPECT_LT(run.waited, kBound) << "refused " << run.waited << " after the last acknowledgement";
+  std::printf("refused %s after the last acknowledgement\n", absl::FormatDuration(run.waited).c_str());
   ASSERT_GT(run.acked_events(), 0u);
   ASSERT_FALSE(run.refused().empty());
 
@@ -72,6 +74,7 @@ TEST_F(DiskFull, PrimaryRefusesWithinTheBoundAndResumesWhenSpaceIsFreed) {
   const Refusal again = send_one(p.address(), producer.id, run.refused().front());
   EXPECT_EQ(again.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_LT(again.took, kBound);
+  std::printf("a new batch refused in %s\n", absl::FormatDuration(again.took).c_str());
   // Replays go on, and hold exactly what was acknowledged.
   EXPECT_EQ(replay_indices(p.address()), iota(run.acked_events()));
   EXPECT_EQ(count_lines(output("p"), " E ringlogd the disk is full in "), 1u) << output("p");
@@ -121,6 +124,7 @@ TEST_F(DiskFull, OnlyReplicaFullRefusesAppendsNamingTheReplica) {
   EXPECT_THAT(run.end->error_message(), HasSubstr("replica " + replica_id));
   EXPECT_THAT(run.end->error_message(), HasSubstr("cannot store"));
   EXPECT_LT(run.waited, kBound) << "refused " << run.waited << " after the last acknowledgement";
+  std::printf("refused %s after the last acknowledgement\n", absl::FormatDuration(run.waited).c_str());
   ASSERT_GT(run.acked_events(), 0u);
 
   absl::StatusOr<v1::NodeStatus> ps = channels_.status(p.address());
