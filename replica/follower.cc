@@ -271,7 +271,8 @@ absl::Status Follower::stream_chunks(Stream* stream, FollowReader* reader,
       return absl::AbortedError(absl::StrFormat(
           "the primary moved to epoch %d; reconnecting to adopt it", resp->epoch()));
     }
-    if (resp->has_chunk()) RINGLOG_RETURN_IF_ERROR(apply(resp->chunk()));
+    if (resp->has_chunk()) RINGLOG_RETURN_IF_ERROR(apply_or_wait(stream, resp->chunk(), &acked));
+    maybe_apply_retention(false);
     primary_commit_ = resp->commit_offset();
     RINGLOG_RETURN_IF_ERROR(make_durable(false));
     const LogPosition applied = log_->end();
@@ -320,6 +321,10 @@ bool Follower::send_ack(Stream* stream, uint64_t durable, uint64_t applied) {
   ack.mutable_ack()->set_applied_offset(applied);
   absl::StatusOr<LogPosition> dp = log_->find_offset(durable);
   ack.mutable_ack()->set_durable_seq(dp.ok() ? dp->seq : 0);
+  {
+    std::lock_guard l(mu_);
+    if (!disk_full_.ok()) ack.mutable_ack()->set_storage_error(std::string(disk_full_.message()));
+  }
   return stream->Write(ack);
 }
 

@@ -10,7 +10,9 @@
 // a message arrives (a helper thread does the stream's Reads; the follower
 // thread waits for them with the sync's deadline: follow_reader.h).
 // Any error ends the stream; the follower reconnects with backoff and resumes
-// from its own end.
+// from its own end, except a full disk: the follower keeps the stream, tells
+// the primary in its acks, applies retention and retries the chunk until it
+// fits (follower_disk.cc).
 #pragma once
 
 #include <atomic>
@@ -50,6 +52,10 @@ struct FollowerOptions {
   bool allow_truncate_below_commit = false;
   absl::Duration min_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(2);
+  // While the disk is full: how often to apply retention and try again.
+  absl::Duration disk_retry = absl::Milliseconds(200);
+  // Retention (the log's retention options) is applied this often anyway.
+  absl::Duration retention_interval = absl::Seconds(10);
   // Called on the follower thread: the commit offset learned from the
   // primary (never past what this log holds), and the primary's epoch.
   std::function<void(LogPosition commit, uint64_t epoch)> on_commit;
@@ -81,6 +87,9 @@ class Follower {
   uint64_t primary_epoch() const { return primary_epoch_.load(std::memory_order_acquire); }
   // The last error that ended a stream (empty before the first).
   std::string last_error() const;
+  // Why this replica cannot store what its primary sends (a full disk), and
+  // since when; OK when it can.
+  absl::Status disk_full(absl::Time* since = nullptr) const;
 
  private:
   using Stream = grpc::ClientReaderWriter<v1::FollowRequest, v1::FollowResponse>;
@@ -109,6 +118,15 @@ class Follower {
   bool ack_durable(Stream* stream, bool always, uint64_t* acked);
   // apply_chunk() on our log, then tells on_applied and the sync schedule.
   absl::Status apply(const v1::Chunk& chunk);
+  // apply(), and while the disk is full: keep the stream, tell the primary
+  // (acks carry the error), apply retention and try again every disk_retry,
+  // until it fits, the stream ends or stop() (follower_disk.cc).
+  absl::Status apply_or_wait(Stream* stream, const v1::Chunk& chunk, uint64_t* acked);
+  void note_disk_full(const absl::Status& s);
+  void note_disk_ok();
+  // Applies the log's retention when configured, at most every
+  // retention_interval unless `now_anyway`.
+  void maybe_apply_retention(bool now_anyway);
   // Serves the primary's commit offset, never past our own durable log.
   void learn_commit(uint64_t epoch);
   bool send_ack(Stream* stream, uint64_t durable, uint64_t applied);
@@ -133,10 +151,13 @@ class Follower {
   std::string primary_;
   bool pinned_ = false;  // primary_ was set by an operator: never redirected
   std::string last_error_;
+  absl::Status disk_full_;       // guarded by mu_: OK while the disk can store
+  absl::Time disk_full_since_;   // guarded by mu_
   grpc::ClientContext* ctx_ = nullptr;  // the live stream's, for stop()
   std::thread thread_;
 
   SyncSchedule sync_schedule_;  // follower thread only
+  absl::Time last_retention_;   // follower thread only
 };
 
 }  // namespace ringlog

@@ -1,5 +1,7 @@
 #include "append_reactor.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "ringlog/grpc_status.h"
 #include "ringlog/control.h"
@@ -54,21 +56,27 @@ void AppendReactor::OnReadDone(bool ok) {
   const uint64_t batch_id = req_.batch_id();
   ++in_flight_;
   in_flight_bytes_ += bytes;
-  node_->submit(std::move(*records), *count, ProducerRef{req_.producer_id(), req_.producer_seq()},
-                [this, batch_id, bytes](absl::StatusOr<CommitResult> r) {
-                  on_result(batch_id, bytes, std::move(r));
-                });
+  node_->submit(
+      std::move(*records), *count, ProducerRef{req_.producer_id(), req_.producer_seq()},
+      [this, index, batch_id, bytes](absl::StatusOr<CommitResult> r) {
+        on_result(index, batch_id, bytes, std::move(r));
+      },
+      order_);
   records->clear();
   advance_locked();
 }
 
-void AppendReactor::on_result(uint64_t batch_id, size_t bytes, absl::StatusOr<CommitResult> r) {
+void AppendReactor::on_result(uint64_t index, uint64_t batch_id, size_t bytes,
+                              absl::StatusOr<CommitResult> r) {
   bool destroy = false;
   {
     std::lock_guard l(mu_);
     --in_flight_;
     in_flight_bytes_ -= bytes;
-    if (r.ok()) {
+    if (r.ok() && index > first_failed_) {
+      // Stored, but a batch before it failed: the stream ends with that
+      // error and acknowledges nothing after it.
+    } else if (r.ok()) {
       v1::AppendResponse& a = acks_.emplace_back();
       a.set_batch_id(batch_id);
       a.set_first_seq(r->first.seq);
@@ -79,6 +87,7 @@ void AppendReactor::on_result(uint64_t batch_id, size_t bytes, absl::StatusOr<Co
       a.set_epoch(r->epoch);
       a.set_duplicate(r->duplicate);
     } else {
+      first_failed_ = std::min(first_failed_, index);
       fail_locked(r.status());
     }
     if (done_) {

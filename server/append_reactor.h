@@ -4,9 +4,15 @@
 // in order as the node completes them (on the notifier thread). At most
 // kMaxInFlightBytes of a stream's batches wait for their commit; beyond that
 // the reactor stops reading, so gRPC flow control pushes back on the client.
+// The first batch that fails ends the stream with its error: the batches
+// before it are acknowledged, those after it are refused or, if they were
+// stored, not acknowledged on this stream (a resend with the same producer
+// id and seq is answered as a duplicate).
 #pragma once
 
+#include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 
 #include "absl/status/status.h"
@@ -31,7 +37,7 @@ class AppendReactor final
   static constexpr size_t kMaxInFlightBytes = size_t{64} << 20;
   static constexpr size_t kMaxInFlightBatches = 1024;
 
-  void on_result(uint64_t batch_id, size_t bytes, absl::StatusOr<CommitResult> r);
+  void on_result(uint64_t index, uint64_t batch_id, size_t bytes, absl::StatusOr<CommitResult> r);
   // With mu_ held: start the next read or write, or finish, as the state allows.
   void advance_locked();
   void fail_locked(absl::Status s);
@@ -52,7 +58,11 @@ class AppendReactor final
   size_t in_flight_ = 0;
   size_t in_flight_bytes_ = 0;
   uint64_t batches_ = 0;
+  uint64_t first_failed_ = UINT64_MAX;  // index of the first batch that failed
   absl::Status error_;
+  // Shared with the node: once a batch of this stream is refused, the later
+  // ones are too, so the stream's batches are stored in order, none missing.
+  const std::shared_ptr<StreamOrder> order_ = std::make_shared<StreamOrder>();
 };
 
 }  // namespace ringlog

@@ -43,6 +43,7 @@ void CommitTracker::replica_connected(const std::string& id, const std::string& 
   v.peer = peer;
   v.advertise = advertise;
   v.connected = true;
+  v.storage_error.clear();  // its acks say again if it still cannot store
   // A replica that truncated has less than it acknowledged before.
   if (from.offset < v.acked.offset || v.last_ack == absl::Time()) v.acked = from;
   v.last_ack = absl::Now();
@@ -64,6 +65,15 @@ void CommitTracker::replica_ack(const std::string& id, LogPosition durable) {
     v.connected = true;
   }
   update_commit();
+}
+
+bool CommitTracker::replica_storage(const std::string& id, const std::string& error) {
+  std::lock_guard l(mu_);
+  ReplicaView& v = replicas_[id];
+  const bool flips = v.storage_error.empty() != error.empty();
+  if (flips && !error.empty()) v.storage_error_since = absl::Now();
+  v.storage_error = error;
+  return flips;
 }
 
 std::vector<ReplicaView> CommitTracker::replicas() const {

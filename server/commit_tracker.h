@@ -35,6 +35,10 @@ struct ReplicaView {
   absl::Time last_ack;
   absl::Time caught_up_at;  // when its ack last covered everything durable here
   bool connected = false;
+  // Why it cannot store what it is sent (a full disk), as its last ack said;
+  // empty when it can. Kept while it is away, cleared when it connects.
+  std::string storage_error;
+  absl::Time storage_error_since;
 };
 
 struct ReplicaLag {
@@ -74,6 +78,9 @@ class CommitTracker {
                          const std::string& advertise, LogPosition from);
   void replica_disconnected(const std::string& id);
   void replica_ack(const std::string& id, LogPosition durable);
+  // What the replica's ack says about storing ("" when it can); true when
+  // it could and now cannot, or the other way round.
+  bool replica_storage(const std::string& id, const std::string& error);
   std::vector<ReplicaView> replicas() const;
   std::vector<ReplicaLag> lag_seconds() const;
   void forget_replicas();  // the primary term ended

@@ -37,6 +37,9 @@ ABSL_FLAG(uint32_t, min_replica_acks, 0,
 ABSL_FLAG(uint64_t, retention_bytes, 0, "keep at most this many bytes of log (0: no limit)");
 ABSL_FLAG(absl::Duration, retention_age, absl::InfiniteDuration(),
           "drop segments whose newest event is older than this (e.g. 168h)");
+ABSL_FLAG(absl::Duration, disk_full_timeout, absl::Seconds(1),
+          "an append that cannot be stored (a full disk here, or on the replicas a commit "
+          "needs) is refused with RESOURCE_EXHAUSTED once that has lasted this long");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)");
@@ -61,6 +64,7 @@ NodeOptions node_options_from_flags() {
   o.max_request_bytes = absl::GetFlag(FLAGS_max_batch_bytes);
   o.min_replica_acks = absl::GetFlag(FLAGS_min_replica_acks);
   o.accept_data_loss = absl::GetFlag(FLAGS_accept_data_loss);
+  o.disk_full_timeout = absl::GetFlag(FLAGS_disk_full_timeout);
   return o;
 }
 
@@ -118,6 +122,12 @@ absl::StatusOr<DaemonOptions> daemon_options_from_flags() {
     return s;
   }
   if (absl::Status s = check_batch_size(d.node); !s.ok()) return s;
+  if (d.node.disk_full_timeout < absl::ZeroDuration() ||
+      d.node.disk_full_timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--disk_full_timeout=%s must be a duration of 0 or more, such as 1s",
+        absl::FormatDuration(d.node.disk_full_timeout)));
+  }
   d.advertise = absl::GetFlag(FLAGS_advertise);
   d.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   d.port_file = absl::GetFlag(FLAGS_port_file);

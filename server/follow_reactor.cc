@@ -60,6 +60,7 @@ void FollowReactor::OnReadDone(bool ok) {
     acked_offset_ = std::max(acked_offset_, a.applied_offset());
     node_->replica_ack(replica_id_,
                        at.ok() ? *at : LogPosition{a.durable_offset(), a.durable_seq()});
+    node_->replica_storage(replica_id_, a.storage_error());
   }
   StartRead(&req_buf_);
   next_locked();  // the window may have opened

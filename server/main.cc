@@ -210,6 +210,13 @@ int main(int argc, char** argv) {
     metrics = std::move(*m);
     spdlog::info("metrics on http://{}/metrics (port {})", o->metrics_listen, metrics->port());
   }
+  // The health service: "" says the node serves (replays, status,
+  // replication) until it stops; kAppendHealthService says whether it takes
+  // appends now (the primary, with room to store; see docs/errors.md).
+  grpc::HealthCheckServiceInterface* health = (*serving)->server->GetHealthCheckService();
+  (*node)->set_write_ready_listener([health](bool ready) {
+    health->SetServingStatus(ringlog::kAppendHealthService, ready);
+  });
   if (!o->port_file.empty()) write_port_file(o->port_file, (*serving)->port);
 
   const absl::Status closed = wait_and_stop(signals, node->get(), (*serving)->server.get());

@@ -84,6 +84,20 @@ std::string MetricsServer::render(Node& node) {
         "Log bytes this node held once (durable or committed) and lacks now: damaged or deleted "
         "files found at start. A primary takes no appends while it is above 0.",
         static_cast<double>(st.lost_to_offset() - st.lost_from_offset()));
+  gauge(&out, "ringlog_disk_full",
+        "1 while this node's disk cannot take the log's next segment (appends or replication wait).",
+        st.disk_full().empty() ? 0 : 1);
+  gauge(&out, "ringlog_disk_free_bytes", "Free bytes on the data directory's filesystem.",
+        static_cast<double>(st.disk_free_bytes()));
+  gauge(&out, "ringlog_write_ready",
+        "1 while appends are taken (the health of ringlog.v1.EventLog/Append).",
+        node.write_ready() ? 1 : 0);
+  gauge(&out, "ringlog_appends_refusing",
+        "1 while appends are refused with RESOURCE_EXHAUSTED (a full disk here or on the replicas).",
+        st.append_refusal().empty() ? 0 : 1);
+  counter(&out, "ringlog_appends_refused_total",
+          "Append batches refused with RESOURCE_EXHAUSTED (a full disk here or on the replicas).",
+          static_cast<double>(st.appends_refused()));
   out += "# HELP ringlog_replica_lag_bytes Log bytes a replica has not acknowledged.\n"
          "# TYPE ringlog_replica_lag_bytes gauge\n";
   for (const v1::ReplicaInfo& r : st.replicas()) {
@@ -101,6 +115,12 @@ std::string MetricsServer::render(Node& node) {
   for (const v1::ReplicaInfo& r : st.replicas()) {
     absl::StrAppendFormat(&out, "ringlog_replica_connected{replica=\"%s\"} %d\n",
                           escape_label(r.node_id()), r.connected() ? 1 : 0);
+  }
+  out += "# HELP ringlog_replica_disk_full 1 while the replica reports that it cannot store.\n"
+         "# TYPE ringlog_replica_disk_full gauge\n";
+  for (const v1::ReplicaInfo& r : st.replicas()) {
+    absl::StrAppendFormat(&out, "ringlog_replica_disk_full{replica=\"%s\"} %d\n",
+                          escape_label(r.node_id()), r.storage_error().empty() ? 0 : 1);
   }
   out += "# HELP ringlog_fsync_seconds Latency of fdatasync of the log.\n"
          "# TYPE ringlog_fsync_seconds histogram\n";

@@ -4,18 +4,37 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "peers.h"
 #include "ringlog/control.h"
 #include "ringlog/redirect.h"
 #include "spdlog/spdlog.h"
 
 namespace ringlog {
+namespace {
+
+// Retention at start too: a node restarted with --retention_bytes on a full
+// disk frees space before it needs any.
+void apply_retention_at_open(SegmentedLog& log) {
+  const LogOptions& o = log.options();
+  if (o.read_only || (o.retention_bytes == 0 && o.retention_age == absl::InfiniteDuration())) return;
+  absl::StatusOr<size_t> n = log.apply_retention(absl::Now());
+  if (!n.ok()) {
+    spdlog::warn("retention at start: {}", n.status().ToString());
+  } else if (*n != 0) {
+    spdlog::info("retention at start: removed the {} oldest segments", *n);
+  }
+}
+
+}  // namespace
 
 Node::Node(const NodeOptions& options)
     : options_(options),
       commits_(options.min_replica_acks),
       intake_([this](std::function<void()> fn) { post(std::move(fn)); },
               [this](AppendIntake::Batch b, absl::Status s) {
+                // relaxed: a counter.
+                if (absl::IsResourceExhausted(s)) appends_refused_.fetch_add(1, std::memory_order_relaxed);
                 if (!b.producer.id.empty()) producers_.completed(b.producer, s);
                 b.done(std::move(s));
               }) {}
@@ -29,6 +48,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options,
       SegmentedLog::Open(options.data_dir, options.pipeline.log, report);
   if (!log.ok()) return log.status();
   n->log_ = std::move(*log);
+  apply_retention_at_open(*n->log_);
   if (options.node_id.empty()) {
     absl::StatusOr<std::string> id = load_node_id(options.data_dir);
     if (!id.ok()) return id.status();
@@ -50,6 +70,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options,
   n->admin_ = std::make_unique<AdminQueue>();
   n->streams_ = std::make_unique<ReplicationStreams>([raw = n.get()](absl::Time now) {
     raw->peer_watch(now);
+    raw->storage_watch(now);
   });
   if (absl::Status s = n->start_role(); !s.ok()) return s;
   return n;
@@ -145,6 +166,13 @@ absl::Status Node::start_primary() {
   po.rings = 1 + options_.embedded_rings;
   po.on_append = [this](const AppendedChunk& c) { intake_.on_append(c); };
   po.on_durable = [this](LogPosition d) { commits_.on_durable(d); };
+  // A full disk: remote appends are refused after the timeout (dropped from
+  // ring 0 unstored); embedded producers' rings wait for space.
+  po.refuse_after = options_.disk_full_timeout;
+  po.on_refusing = [this] { intake_.wake(); };
+  po.on_refused = [this](const RefusedChunk& c) {
+    intake_.on_refused(c.ring_position, storage_refusal(c.error));
+  };
   // Everything recovered from disk is durable here.
   commits_.start_term(log_->end());
   std::vector<SpscRingBuffer> rings;
@@ -157,9 +185,12 @@ absl::Status Node::start_primary() {
     std::lock_guard l(pipeline_mu_);
     pipeline_ = pl;
   }
-  intake_.start(
-      pl.get(), !stopping(), [this] { return commit().offset; },
-      [this] { complete_committed(commit()); });
+  AppendIntake::Hooks hooks;
+  hooks.committed = [this] { return commit().offset; };
+  hooks.complete = [this] { complete_committed(commit()); };
+  hooks.refusal = [this] { return replica_refusal(); };
+  hooks.storage_refusal = [this](const absl::Status& e) { return storage_refusal(e); };
+  intake_.start(pl.get(), !stopping(), std::move(hooks));
   return absl::OkStatus();
 }
 

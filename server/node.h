@@ -13,6 +13,8 @@
 //   role files (node_files.h)            NODE_ID and ROLE across restarts
 //   admin queue (admin_queue.h)          role changes, one at a time
 //   roles (node_roles.cc)                promote, follow, step down, peer checks
+//   storage watch (node_storage.cc)      a full disk here or on the replicas:
+//                                        refusals, logs, write readiness
 //
 // Append path (primary):
 //
@@ -70,6 +72,10 @@ struct NodeOptions {
   // forgetting them; otherwise a primary with such a log takes no appends.
   bool accept_data_loss = false;
   absl::Duration replica_ack_timeout = absl::Seconds(10);  // for status: "lagging"
+  // An append that cannot be stored (this node's disk is full, or the
+  // replicas it needs cannot store) is refused with RESOURCE_EXHAUSTED once
+  // the condition has lasted this long.
+  absl::Duration disk_full_timeout = absl::Seconds(1);
 };
 
 // Counters over the node's life (across role changes), for metrics.
@@ -94,8 +100,10 @@ class Node {
   // committed or has failed. Never blocks.
   // With a producer id, a batch whose producer_seq this node has already
   // taken is not appended again: `done` gets the first one's result, marked
-  // duplicate, once that is committed.
-  void submit(std::string records, size_t count, ProducerRef producer, AppendDone done);
+  // duplicate, once that is committed. `order` is shared by the batches of
+  // one stream: once one of them is refused, the later ones are too.
+  void submit(std::string records, size_t count, ProducerRef producer, AppendDone done,
+              std::shared_ptr<StreamOrder> order = nullptr);
   // Refuses new appends from now on, and ends follow replays (shutdown).
   void stop_intake();
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
@@ -115,6 +123,8 @@ class Node {
   void replica_ack(const std::string& replica_id, LogPosition durable) {
     commits_.replica_ack(replica_id, durable);
   }
+  // What a replica's ack said about storing (node_storage.cc).
+  void replica_storage(const std::string& replica_id, const std::string& error);
   std::vector<ReplicaView> replicas() const { return commits_.replicas(); }
   CommitNotifier& durable_notifier() { return commits_.durable_notifier(); }
 
@@ -147,6 +157,12 @@ class Node {
   // A replica that asked to follow a primary with lost records: a candidate
   // to promote in its place.
   void note_replica_candidate(const std::string& address, uint64_t log_end);
+  // ---- Storage (node_storage.cc) ----
+  // Whether appends are taken now: the primary, not stopping, its disk
+  // storing, and enough replicas able to store. `fn` runs now and on each
+  // change (on the node's ticker thread, until close()).
+  void set_write_ready_listener(std::function<void(bool)> fn);
+  bool write_ready() const { return compute_write_ready(); }
 
   // ---- Status ----
   void fill_status(v1::NodeStatus* out) const;
@@ -188,6 +204,22 @@ class Node {
   absl::Status open_with_loss(const RecoveryReport& report);
   // The commit offset the log's checkpoint recorded, as a position here.
   void restore_commit();
+  // Ticker thread (node_storage.cc): logs a full disk here, refuses what
+  // waits on replicas that cannot store, updates write readiness.
+  void storage_watch(absl::Time now);
+  void watch_own_disk(const std::shared_ptr<Pipeline>& pl);
+  void watch_replicas(absl::Time now);
+  bool compute_write_ready() const;
+  // What a batch the log could not store is told.
+  absl::Status storage_refusal(const absl::Status& error) const;
+  // Why new batches are refused now for the replicas (OK: taken); intake thread.
+  absl::Status replica_refusal() const;
+  // Notifier thread: the batches waiting for a commit that the replicas
+  // cannot give are refused with `s` (they stay in the log).
+  void refuse_waiting(const absl::Status& s);
+  // The storage fields of status; a replica's follower says whether its disk is full.
+  void fill_storage_status(v1::NodeStatus* out, const absl::Status& replica_disk,
+                           absl::Time replica_since) const;
   // Notifier thread: acknowledges the batches the commit offset covers.
   void complete_committed(LogPosition commit);
   void fail_all(const absl::Status& s);
@@ -235,6 +267,21 @@ class Node {
   std::atomic<bool> stopping_{false};
   std::atomic<uint32_t> append_streams_{0};
   std::atomic<uint32_t> replay_streams_{0};
+  // Storage watch (node_storage.cc).
+  std::atomic<uint64_t> appends_refused_{0};  // relaxed: a counter
+  // acquire/release: replica_refusal_ is set before it turns true.
+  std::atomic<bool> replicas_refusing_{false};
+  std::atomic<bool> replicas_stalled_{false};  // relaxed: for write readiness
+  mutable std::mutex refusal_mu_;
+  absl::Status replica_refusal_;  // guarded by refusal_mu_
+  // Ticker thread only.
+  absl::Time replica_stall_since_ = absl::InfiniteFuture();
+  const Pipeline* watched_pipeline_ = nullptr;
+  uint64_t stalls_seen_ = 0;
+  bool in_stall_ = false;
+  std::mutex ready_mu_;
+  std::function<void(bool)> ready_listener_;  // guarded by ready_mu_
+  bool ready_ = false;                        // guarded by ready_mu_: what it was last told
   // Counters of finished primary terms.
   mutable std::mutex counters_mu_;
   NodeCounters past_;

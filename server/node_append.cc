@@ -5,7 +5,8 @@
 
 namespace ringlog {
 
-void Node::submit(std::string records, size_t count, ProducerRef producer, AppendDone done) {
+void Node::submit(std::string records, size_t count, ProducerRef producer, AppendDone done,
+                  std::shared_ptr<StreamOrder> order) {
   if (absl::Status lost = data_loss(); !lost.ok() && role() == Role::kPrimary) {
     // Nothing is appended where acknowledged records are missing: the new
     // ones would take their offsets.
@@ -31,6 +32,7 @@ void Node::submit(std::string records, size_t count, ProducerRef producer, Appen
   b.count = count;
   b.producer = std::move(producer);
   b.done = std::move(done);
+  b.order = std::move(order);
   absl::Status refuse;
   if (role() != Role::kPrimary) {
     refuse = not_primary("append to");

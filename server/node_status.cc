@@ -41,6 +41,8 @@ void Node::fill_status(v1::NodeStatus* out) const {
     out->set_lost_from_offset(lost->from);
     out->set_lost_to_offset(lost->to);
   }
+  absl::Status replica_disk;
+  absl::Time replica_since;
   if (role() == Role::kPrimary) {
     const LogPosition end = log_->end();
     const absl::Time now = absl::Now();
@@ -53,8 +55,10 @@ void Node::fill_status(v1::NodeStatus* out) const {
       r->set_lag_events(end.seq - std::min(end.seq, v.acked.seq));
       r->set_seconds_since_ack(absl::ToDoubleSeconds(now - v.last_ack));
       r->set_connected(v.connected);
+      r->set_storage_error(v.storage_error);
     }
   } else if (std::lock_guard rl(role_mu_); follower_) {
+    replica_disk = follower_->disk_full(&replica_since);
     out->set_primary(follower_->primary());
     out->set_primary_known(!out->primary().empty());
     out->set_applied_offset(follower_->applied_offset());
@@ -77,6 +81,7 @@ void Node::fill_status(v1::NodeStatus* out) const {
   } else if (role() == Role::kReplica) {
     out->set_no_primary_reason(fenced_);
   }
+  fill_storage_status(out, replica_disk, replica_since);
 }
 
 NodeCounters Node::counters() const {

@@ -1,10 +1,18 @@
 #include "producer_table.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "ringlog/control.h"
 
 namespace ringlog {
+
+ProducerTable::CommitWaiter ProducerTable::placed_answer(const State& st, uint64_t seq,
+                                                       AppendDone done) {
+  // Older than the latest placed batch: its own position is not kept.
+  if (seq != st.placed_seq) return CommitWaiter{st.end, st.end, 0, std::move(done)};
+  return CommitWaiter{st.first, st.end, st.count, std::move(done)};
+}
 
 bool ProducerTable::admit(const ProducerRef& producer, LogPosition commit, uint64_t epoch,
                           AppendDone& done, const Post& post) {
@@ -12,31 +20,25 @@ bool ProducerTable::admit(const ProducerRef& producer, LogPosition commit, uint6
   State& st = producers_[producer.id];
   if (producer.seq > st.last_seq) {
     st.last_seq = producer.seq;
-    st.known = false;
     return true;
   }
   // Sent again (after a failover or a reconnect): never append it twice.
-  const bool latest = producer.seq == st.last_seq;
-  AppendDone dup = [done = std::move(done), latest](absl::StatusOr<CommitResult> r) {
-    if (r.ok()) {
-      r->duplicate = true;
-      if (!latest) {
-        r->first = r->end;
-        r->count = 0;
-      }
-    }
+  AppendDone dup = [done = std::move(done)](absl::StatusOr<CommitResult> r) {
+    if (r.ok()) r->duplicate = true;
     done(std::move(r));
   };
-  if (st.known && st.end.offset <= commit.offset) {
-    CommitResult r{st.first, st.end, st.count, commit.offset, epoch, true};
-    post([dup = std::move(dup), r] { dup(r); });
-  } else if (st.known) {
+  if (st.placed_seq == 0 || producer.seq > st.placed_seq) {
+    st.waiting[producer.seq].push_back(std::move(dup));  // on its way to the log
+    return false;
+  }
+  CommitWaiter w = placed_answer(st, producer.seq, std::move(dup));
+  if (w.end.offset <= commit.offset) {
+    CommitResult r{w.first, w.end, w.count, commit.offset, epoch, true};
+    post([d = std::move(w.done), r] { d(r); });
+  } else {
     // In the log but not yet committed (a new primary waits for its
     // replicas' acks): the commit offset answers it, not a completion here.
-    commit_waiters_.emplace(st.end.offset,
-                            CommitWaiter{st.first, st.end, st.count, std::move(dup)});
-  } else {
-    st.waiting.push_back(std::move(dup));
+    commit_waiters_.emplace(w.end.offset, std::move(w));
   }
   return false;
 }
@@ -68,20 +70,52 @@ void ProducerTable::completed(const ProducerRef& producer, const absl::StatusOr<
   {
     std::lock_guard l(mu_);
     auto it = producers_.find(producer.id);
-    if (it == producers_.end() || it->second.last_seq != producer.seq) return;
+    if (it == producers_.end()) return;
     State& st = it->second;
-    waiting.swap(st.waiting);
+    const uint64_t seq = producer.seq;
     if (r.ok()) {
-      st.known = true;
-      st.first = r->first;
-      st.end = r->end;
-      st.count = r->count;
+      if (seq > st.placed_seq) {
+        st.placed_seq = seq;
+        st.first = r->first;
+        st.end = r->end;
+        st.count = r->count;
+      }
+      if (auto w = st.waiting.find(seq); w != st.waiting.end()) {
+        waiting = std::move(w->second);
+        st.waiting.erase(w);
+      }
     } else {
-      // Not appended here: a retry of this seq must be taken, not dropped.
-      st.last_seq = producer.seq - 1;
+      // Not stored: a retry of this seq (and of the later ones, which fail
+      // after it) must be taken, not dropped.
+      if (seq > st.placed_seq && seq <= st.last_seq) st.last_seq = seq - 1;
+      for (auto w = st.waiting.lower_bound(seq); w != st.waiting.end(); w = st.waiting.erase(w)) {
+        for (AppendDone& d : w->second) waiting.push_back(std::move(d));
+      }
     }
   }
   for (AppendDone& d : waiting) d(r);
+}
+
+void ProducerTable::refused_in_log(const ProducerRef& producer, const CommitResult& where,
+                                   const absl::Status& s) {
+  std::vector<AppendDone> waiting;
+  {
+    std::lock_guard l(mu_);
+    auto it = producers_.find(producer.id);
+    if (it == producers_.end()) return;
+    State& st = it->second;
+    if (producer.seq > st.placed_seq) {
+      st.placed_seq = producer.seq;
+      st.first = where.first;
+      st.end = where.end;
+      st.count = where.count;
+    }
+    if (auto w = st.waiting.find(producer.seq); w != st.waiting.end()) {
+      waiting = std::move(w->second);
+      st.waiting.erase(w);
+    }
+  }
+  for (AppendDone& d : waiting) d(s);
 }
 
 void ProducerTable::learn(ByteSpan records, LogPosition first) {
@@ -95,9 +129,9 @@ void ProducerTable::learn(ByteSpan records, LogPosition first) {
       if (std::optional<ProducerBatchMark> m = parse_producer_batch_mark(ev)) {
         std::lock_guard l(mu_);
         State& st = producers_[m->producer_id];
-        if (m->producer_seq >= st.last_seq) {
-          st.last_seq = m->producer_seq;
-          st.known = true;
+        st.last_seq = std::max(st.last_seq, m->producer_seq);
+        if (m->producer_seq >= st.placed_seq) {
+          st.placed_seq = m->producer_seq;
           st.end = at;
           st.count = m->events;
           // The batch's data records are the `events` records before the mark.

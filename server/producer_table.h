@@ -48,15 +48,16 @@ class ProducerTable {
   using Post = std::function<void(std::function<void()>)>;
 
   // A batch of `producer` arrives. Returns true when it is new: the caller
-  // appends it (with its mark) and reports with completed(). Otherwise
-  // `done` is taken and runs with the first batch's result, marked
-  // duplicate: through `post` at once if that is committed (end at or below
-  // `commit`); at on_commit() once the commit offset covers it, if its
-  // position is known (it came from the log: before a restart or a
-  // failover); else when it completes here. For a batch older than the
-  // producer's latest the position is not kept: the answer carries an empty
-  // range at the latest one's end. The caller runs on_commit() afterwards
-  // (the commit offset may have moved meanwhile).
+  // appends it (with its mark) and reports with completed() or
+  // refused_in_log(). Otherwise `done` is taken and runs with the first
+  // batch's result, marked duplicate: through `post` at once if that is in
+  // the log and committed (end at or below `commit`); at on_commit() once
+  // the commit offset covers it, if it is in the log but not committed yet
+  // (known from the log after a restart or a failover, or refused while it
+  // waited for the commit); else when it completes here. For a batch older
+  // than the latest one in the log the position is not kept: the answer
+  // carries an empty range at the latest one's end. The caller runs
+  // on_commit() afterwards (the commit offset may have moved meanwhile).
   bool admit(const ProducerRef& producer, LogPosition commit, uint64_t epoch, AppendDone& done,
              const Post& post);
 
@@ -67,9 +68,16 @@ class ProducerTable {
   // offset get `s`.
   void fail_waiting(const absl::Status& s);
 
-  // The new batch of `producer` committed (r ok) or failed; runs the
-  // duplicates that waited for it. A failed batch's seq may be taken again.
+  // The new batch of `producer` committed (r ok) or failed without being
+  // stored; runs the duplicates that waited for it. A failed batch's seq,
+  // and every later one, may be taken again: a producer's batches fail in
+  // order (a refused batch ends its stream), so none after it is stored.
   void completed(const ProducerRef& producer, const absl::StatusOr<CommitResult>& r);
+  // The batch is in the log at `where` but was refused (`s`) before its
+  // commit: it stays, and a resend is answered as a duplicate once the
+  // commit offset covers it. Duplicates waiting for it get `s`.
+  void refused_in_log(const ProducerRef& producer, const CommitResult& where,
+                      const absl::Status& s);
 
   // Learns producer marks from records that reached the log (a replica, or
   // the log at start) starting at log position `first`.
@@ -80,12 +88,15 @@ class ProducerTable {
 
  private:
   struct State {
-    uint64_t last_seq = 0;  // the highest producer_seq taken
-    bool known = false;     // the position of that batch is known
-    LogPosition first;      // of its first data record
-    LogPosition end;        // after its mark
+    // The highest producer_seq taken and not known to have failed unstored.
+    uint64_t last_seq = 0;
+    // The highest one known to be in the log (0: none), and where.
+    uint64_t placed_seq = 0;
+    LogPosition first;  // of its first data record
+    LogPosition end;    // after its mark
     uint64_t count = 0;
-    std::vector<AppendDone> waiting;  // duplicates of it, until it completes
+    // Duplicates of batches taken but not yet in the log, by seq.
+    std::map<uint64_t, std::vector<AppendDone>> waiting;
   };
   // A duplicate of a batch known from the log, until the commit covers it.
   struct CommitWaiter {
@@ -94,6 +105,9 @@ class ProducerTable {
     uint64_t count = 0;
     AppendDone done;
   };
+  // mu_ held: where `st`'s batch `seq` (at or below placed_seq) is.
+  static CommitWaiter placed_answer(const State& st, uint64_t seq, AppendDone done);
+
   std::mutex mu_;
   std::map<std::string, State> producers_;
   std::multimap<uint64_t, CommitWaiter> commit_waiters_;  // by end offset

@@ -7,6 +7,11 @@
 
 namespace ringlog {
 
+// The health service's name for write readiness: SERVING while the node
+// takes appends (the primary, its disk and the replicas it needs able to
+// store), NOT_SERVING otherwise. The service "" is SERVING until shutdown.
+inline constexpr char kAppendHealthService[] = "ringlog.v1.EventLog/Append";
+
 // Replay is served raw: its responses point into the log's mapping.
 class EventLogService final
     : public v1::EventLog::WithRawCallbackMethod_Replay<

@@ -35,6 +35,7 @@ SegmentedLog::SegmentedLog(std::string dir, LogOptions options)
 SegmentedLog::~SegmentedLog() {
   preparer_.reset();  // stops the thread and deletes an unused prepared file
   if (ckpt_ && active_ != nullptr) (void)write_checkpoint(/*force=*/true, /*sync=*/true);
+  if (reserved_) (void)reserved_->remove_file();
   if (dir_fd_ >= 0) close(dir_fd_);
   if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock
 }

@@ -1,5 +1,6 @@
 #include "ringlog/pipeline.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -160,6 +161,7 @@ void Pipeline::wake() {
   // ever missed, the nap still ends after idle_sleep.
   if (parked_.fetch_add(0, std::memory_order_seq_cst) != 0) {
     std::lock_guard l(wake_mu_);
+    woken_ = true;
     wake_cv_.notify_one();
   }
 }
@@ -169,6 +171,13 @@ LogPosition Pipeline::durable() const { return durable_.load(); }
 absl::Status Pipeline::error() const {
   std::lock_guard l(error_mu_);
   return error_;
+}
+
+StorageStall Pipeline::stall() const {
+  std::lock_guard l(error_mu_);
+  StorageStall s = stall_;
+  s.refusing = refusing();
+  return s;
 }
 
 void Pipeline::set_error(absl::Status s) {
@@ -226,48 +235,53 @@ void Pipeline::run() {
 }
 
 bool Pipeline::step() {
+  drop_refused();
+  if (stalled_) {
+    const absl::Time now = absl::Now();
+    if (now < retry_at_ || !retry_stalled(now)) return false;
+  }
   bool moved = false;
   for (size_t i = 0; i < consumers_.size(); ++i) {
-    ByteSpan batch = carry_[i];
-    LogPosition first;
-    if (!batch.empty()) {
-      if (absl::Now() < retry_at_) continue;
-      first = carry_first_[i];
-    } else {
-      // Hands the previous batch's space back to the producer, then takes
-      // everything contiguous, so a run published at once is never split.
-      batch = consumers_[i].read_batch(SIZE_MAX).bytes;
-      if (batch.empty()) continue;
-      first = log_->end();
-    }
-    const AppendResult r = log_->append(batch);
-    // relaxed: statistics only.
-    events_.fetch_add(r.events, std::memory_order_relaxed);
-    bytes_.fetch_add(r.bytes, std::memory_order_relaxed);
-    if (r.bytes != 0) {
-      moved = true;
-      sync_schedule_.wrote();
-    }
-    if (!r.status.ok()) {
-      // Keep the rest and retry later; the ring fills meanwhile and its
-      // producer sees kNotEnoughSpace, so nothing is lost.
-      carry_[i] = batch.subspan(r.bytes);
-      carry_first_[i] = first;
-      append_errors_.fetch_add(1, std::memory_order_relaxed);
-      retry_at_ = absl::Now() + options_.error_retry;
-      set_error(r.status);
-      continue;
-    }
-    if (!carry_[i].empty()) {
-      carry_[i] = {};
-      set_error(absl::OkStatus());
-    }
-    batches_.fetch_add(1, std::memory_order_relaxed);
-    if (options_.on_append) {
-      options_.on_append(AppendedChunk{i, consumers_[i].consumed(), first, log_->end()});
-    }
+    if (stalled_ && carry_[i].empty()) continue;  // the waiting batches first
+    moved = move_ring(i) || moved;
+  }
+  if (stalled_ && std::all_of(carry_.begin(), carry_.end(),
+                              [](const ByteSpan& c) { return c.empty(); })) {
+    end_stall();
   }
   return moved;
+}
+
+bool Pipeline::move_ring(size_t i) {
+  ByteSpan batch = carry_[i];
+  if (batch.empty()) {
+    // Hands the previous batch's space back to the producer, then takes
+    // everything contiguous, so a run published at once is never split.
+    batch = consumers_[i].read_batch(SIZE_MAX).bytes;
+    if (batch.empty()) return false;
+  }
+  const LogPosition first = carry_first_[i].value_or(log_->end());
+  const AppendResult r = append_whole(batch);
+  // relaxed: statistics only.
+  events_.fetch_add(r.events, std::memory_order_relaxed);
+  bytes_.fetch_add(r.bytes, std::memory_order_relaxed);
+  if (r.bytes != 0) sync_schedule_.wrote();
+  if (!r.status.ok()) {
+    // Keep it and retry later; the ring fills meanwhile and its producer
+    // sees kNotEnoughSpace, so nothing is lost.
+    carry_[i] = batch.subspan(r.bytes);
+    if (r.bytes != 0) carry_first_[i] = first;
+    append_errors_.fetch_add(1, std::memory_order_relaxed);
+    stall(r.status, absl::Now());
+    return r.bytes != 0;
+  }
+  carry_[i] = {};
+  carry_first_[i].reset();
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.on_append) {
+    options_.on_append(AppendedChunk{i, consumers_[i].consumed(), first, log_->end()});
+  }
+  return true;
 }
 
 void Pipeline::make_durable(bool force) {
@@ -297,6 +311,10 @@ void Pipeline::make_durable(bool force) {
 }
 
 void Pipeline::nap() {
+  if (stalled_) {
+    stall_nap();
+    return;
+  }
   if (idle_rounds_ < kSpinRounds) {
     ++idle_rounds_;
     cpu_relax();
@@ -315,6 +333,7 @@ void Pipeline::nap() {
   if (empty && !stop_.load(std::memory_order_acquire)) {
     std::unique_lock l(wake_mu_);
     wake_cv_.wait_for(l, absl::ToChronoNanoseconds(nap_));
+    woken_ = false;
     nap_ = std::min(nap_ * 2, std::max(options_.idle_sleep, options_.idle_sleep_max));
   }
   parked_.store(0, std::memory_order_relaxed);

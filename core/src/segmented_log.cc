@@ -29,25 +29,6 @@ using internal::parse_segment_name;
 
 // ---- Writer ----
 
-absl::StatusOr<std::shared_ptr<Segment>> SegmentedLog::new_segment(const FileHeader& header,
-                                                                    bool exact) {
-  const uint64_t file_size = exact ? header.file_size : options_.segment_bytes;
-  std::unique_ptr<Segment> seg = preparer_ ? preparer_->take(file_size) : nullptr;
-  if (!seg) {
-    const std::string tmp = absl::StrFormat("%s/%s%d.tmp", dir_, kPreparedPrefix, ++prep_counter_);
-    absl::StatusOr<std::unique_ptr<Segment>> s =
-        Segment::Create(tmp, file_size, options_.index_interval_bytes);
-    if (!s.ok()) return s.status();
-    seg = std::move(*s);
-  }
-  if (absl::Status st = seg->start(header, segment_path(header.base_offset), exact); !st.ok()) {
-    (void)seg->remove_file();
-    return st;
-  }
-  dir_dirty_ = true;
-  return std::shared_ptr<Segment>(std::move(seg));
-}
-
 absl::Status SegmentedLog::roll(const FileHeader* header) {
   const LogPosition end{active_->end_offset(), active_->end_seq()};
   FileHeader h;

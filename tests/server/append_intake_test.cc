@@ -59,12 +59,15 @@ TEST_F(AppendIntakeTest, BatchesGetTheirLogPositionsInOrderAcrossRingWraps) {
   ASSERT_TRUE(log.ok()) << log.status();
   absl::StatusOr<std::unique_ptr<Pipeline>> p = Pipeline::Start(log->get(), o, {});
   ASSERT_TRUE(p.ok()) << p.status();
-  intake.start(p->get(), true, [&] { return notifier.commit().offset; }, [&] {
+  AppendIntake::Hooks hooks;
+  hooks.committed = [&] { return notifier.commit().offset; };
+  hooks.complete = [&] {
     std::deque<AppendIntake::Batch> d = intake.take_committed(notifier.commit().offset);
     std::lock_guard l(mu);
     for (auto& b : d) done.push_back(std::move(b));
     cv.notify_all();
-  });
+  };
+  intake.start(p->get(), true, std::move(hooks));
 
   constexpr size_t kBatches = 20000;
   uint64_t seq = 0;

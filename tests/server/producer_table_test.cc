@@ -106,6 +106,72 @@ TEST(ProducerTable, FailedBatchMayBeSentAgainAndItsWaitersFail) {
   EXPECT_TRUE(t.admit({"p", 7}, LogPosition{}, 1, d3, p.post()));  // taken again
 }
 
+// Batches fail in order (a refused batch ends its stream), but their
+// failures may be reported in any order: every one of them may be sent
+// again and is taken, none answered as a duplicate of what was never stored.
+TEST(ProducerTable, BatchesThatFailedUnstoredAreTakenAgainWhateverTheOrderOfTheReports) {
+  for (bool later_first : {false, true}) {
+    ProducerTable t;
+    Posted p;
+    Answer a[4];
+    AppendDone d[4] = {a[0].done(), a[1].done(), a[2].done(), a[3].done()};
+    ASSERT_TRUE(t.admit({"p", 5}, LogPosition{}, 1, d[0], p.post()));
+    ASSERT_TRUE(t.admit({"p", 6}, LogPosition{}, 1, d[1], p.post()));
+    const absl::Status full = absl::ResourceExhaustedError("the disk is full");
+    if (later_first) t.completed({"p", 6}, full);
+    t.completed({"p", 5}, full);
+    if (!later_first) t.completed({"p", 6}, full);
+    EXPECT_TRUE(t.admit({"p", 5}, LogPosition{}, 1, d[2], p.post())) << later_first;
+    EXPECT_TRUE(t.admit({"p", 6}, LogPosition{}, 1, d[3], p.post())) << later_first;
+  }
+}
+
+// A batch refused while it waited for its commit stays in the log: sent
+// again, it is answered as a duplicate once the commit covers it, whether
+// the later batch's failure (unstored) was reported before or after.
+TEST(ProducerTable, ARefusedBatchInTheLogIsADuplicateOnceCommitted) {
+  for (bool later_first : {false, true}) {
+    ProducerTable t;
+    Posted p;
+    Answer a[4];
+    AppendDone d[4] = {a[0].done(), a[1].done(), a[2].done(), a[3].done()};
+    ASSERT_TRUE(t.admit({"p", 5}, LogPosition{}, 1, d[0], p.post()));
+    ASSERT_TRUE(t.admit({"p", 6}, LogPosition{}, 1, d[1], p.post()));
+    const absl::Status full = absl::ResourceExhaustedError("a replica cannot store");
+    if (later_first) t.completed({"p", 6}, full);
+    t.refused_in_log({"p", 5}, result(100, 200, 3), full);
+    if (!later_first) t.completed({"p", 6}, full);
+    EXPECT_FALSE(t.admit({"p", 5}, LogPosition{100, 10}, 1, d[2], p.post())) << later_first;
+    EXPECT_TRUE(t.admit({"p", 6}, LogPosition{100, 10}, 1, d[3], p.post())) << later_first;
+    p.run();
+    EXPECT_FALSE(a[2].got.has_value());  // not committed yet
+    t.on_commit(LogPosition{200, 20}, 1);
+    ASSERT_TRUE(a[2].got.has_value() && a[2].got->ok()) << later_first;
+    EXPECT_TRUE((*a[2].got)->duplicate);
+    EXPECT_EQ((*a[2].got)->first.offset, 100u);
+    EXPECT_EQ((*a[2].got)->count, 3u);
+  }
+}
+
+// A repeat of the batch last in the log while a later one is on its way
+// gets that batch's own range, at once if it is committed.
+TEST(ProducerTable, RepeatOfTheLastStoredBatchWhileTheNextIsInFlight) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, a2, dup;
+  AppendDone d1 = a1.done(), d2 = a2.done(), d3 = dup.done();
+  ASSERT_TRUE(t.admit({"p", 1}, LogPosition{}, 1, d1, p.post()));
+  t.completed({"p", 1}, result(0, 100, 3));
+  ASSERT_TRUE(t.admit({"p", 2}, LogPosition{100, 10}, 1, d2, p.post()));
+  EXPECT_FALSE(t.admit({"p", 1}, LogPosition{100, 10}, 1, d3, p.post()));
+  p.run();
+  ASSERT_TRUE(dup.got.has_value() && dup.got->ok());
+  EXPECT_TRUE((*dup.got)->duplicate);
+  EXPECT_EQ((*dup.got)->first.offset, 0u);
+  EXPECT_EQ((*dup.got)->end.offset, 100u);
+  EXPECT_EQ((*dup.got)->count, 3u);
+}
+
 TEST(ProducerTable, ProducersAreIndependent) {
   ProducerTable t;
   Posted p;

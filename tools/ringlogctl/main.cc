@@ -9,7 +9,7 @@
 //   ringlogctl promote [--node ...] [--force]
 //   ringlogctl follow  --node HOST:PORT --primary HOST:PORT [--force]
 //   ringlogctl load    --nodes a,b,c [--rate N] [--payload N] [--seconds S]
-//   ringlogctl health  [--node HOST:PORT]
+//   ringlogctl health  [--node HOST:PORT] [--service ringlog.v1.EventLog/Append]
 //
 // Exit codes: 0 done, 1 the node refused or failed, 2 bad usage, 3 node
 // unreachable, 4 verify found a problem.
@@ -40,7 +40,8 @@ constexpr char kUsage[] =
     "  dump     prints the events of --data-dir offline\n"
     "  promote  makes a replica the primary of a new epoch (--force)\n"
     "  follow   points --node at a new --primary (--force)\n"
-    "  health   asks --node's gRPC health service (exit 0 when SERVING)\n"
+    "  health   asks --node's gRPC health service (exit 0 when SERVING; --service\n"
+    "           ringlog.v1.EventLog/Append: whether it takes appends now)\n"
     "  load     appends --rate events/s to the primary among --nodes, following failovers\n"
     "Exit codes: 0 done, 1 refused or failed, 2 bad usage, 3 unreachable, 4 data problem.\n"
     "Flags take dashes or underscores (--from-seq or --from_seq).";

@@ -31,6 +31,9 @@ ABSL_FLAG(bool, follow, false, "replay: keep streaming new events as they commit
 ABSL_FLAG(std::string, format, "text", "replay, dump: text, json or raw");
 ABSL_FLAG(bool, force, false, "promote: even if another replica has a longer log");
 ABSL_FLAG(std::string, primary, "", "follow: HOST:PORT of the new primary");
+ABSL_FLAG(std::string, service, "",
+          "health: the service to ask about: \"\" (the node serves) or "
+          "ringlog.v1.EventLog/Append (it takes appends now)");
 
 namespace ringlog::ctl {
 namespace {
@@ -121,12 +124,17 @@ int cmd_status() {
     } else {
       state = absl::StrFormat("acks>=%d", st->min_replica_acks());
       for (const v1::ReplicaInfo& r : st->replicas()) {
-        absl::StrAppendFormat(&state, "; %s lag %dB/%dev %.1fs%s", r.node_id(), r.lag_bytes(),
-                              r.lag_events(), r.seconds_since_ack(), r.connected() ? "" : " (gone)");
+        absl::StrAppendFormat(&state, "; %s lag %dB/%dev %.1fs%s%s", r.node_id(), r.lag_bytes(),
+                              r.lag_events(), r.seconds_since_ack(), r.connected() ? "" : " (gone)",
+                              r.storage_error().empty() ? "" : " (DISK FULL)");
       }
     }
     if (!st->storage_error().empty()) absl::StrAppend(&state, "; STORAGE ERROR: ", st->storage_error());
     if (!st->data_loss().empty()) absl::StrAppend(&state, "; DATA LOSS: ", st->data_loss());
+    if (!st->disk_full().empty()) {
+      absl::StrAppendFormat(&state, "; DISK FULL for %.1fs", st->disk_full_seconds());
+    }
+    if (!st->append_refusal().empty()) absl::StrAppend(&state, "; APPENDS REFUSED: ", st->append_refusal());
     std::printf("%-22s %-8s %-14s %5llu %14llu %14llu %14llu %12llu %5llu  %s\n", node.c_str(),
                 role_name(st->role()), st->node_id().c_str(),
                 static_cast<unsigned long long>(st->epoch()),
@@ -319,6 +327,7 @@ int cmd_health() {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
   grpc::health::v1::HealthCheckRequest req;
+  req.set_service(absl::GetFlag(FLAGS_service));
   grpc::health::v1::HealthCheckResponse resp;
   const grpc::Status s = stub->Check(&ctx, req, &resp);
   if (!s.ok()) {

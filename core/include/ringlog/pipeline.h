@@ -6,6 +6,8 @@
 // contiguous batches from each ring into the active segment with one copy,
 // then publishes the durable offset under the fsync policy. The producer's
 // write never blocks: when the ring is full it gets kNotEnoughSpace at once.
+// When the log cannot store (a full disk), a batch stays out of it whole and
+// the storage thread retries until it fits (see error_retry, refuse_after).
 //
 //   ringlog::PipelineOptions o;
 //   o.fsync = ringlog::FsyncPolicy::kInterval;
@@ -21,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -54,6 +57,24 @@ struct AppendedChunk {
   LogPosition end;             // the log's end after it
 };
 
+// What ring 0 held up to `ring_position` (compare Producer::written()),
+// dropped without being stored after its producer was asked to refuse (see
+// PipelineOptions::refuse_after). None of it is in the log.
+struct RefusedChunk {
+  uint64_t ring_position = 0;
+  absl::Status error;  // the storage error that refused it
+};
+
+// A stall: a batch waits because the log could not store it (a full disk,
+// or another storage error). For status and logs; any thread.
+struct StorageStall {
+  bool stalled = false;
+  absl::Time since;       // when this stall began
+  absl::Status error;     // the last storage error (kept after the stall ends)
+  uint64_t episodes = 0;  // stalls so far, this one included
+  bool refusing = false;  // ring 0's producer is asked to refuse
+};
+
 struct PipelineOptions {
   LogOptions log;
   size_t ring_bytes = size_t{64} << 20;  // per ring, a power of two
@@ -66,13 +87,29 @@ struct PipelineOptions {
   absl::Duration idle_sleep = absl::Microseconds(50);
   absl::Duration idle_sleep_max = absl::Milliseconds(1);
   absl::Duration retention_interval = absl::Seconds(10);
-  absl::Duration error_retry = absl::Milliseconds(100);  // after a failed append (full disk)
+  // While the log cannot store (a full disk) it retries this often: applies
+  // retention, checks that the next segment's file can be made, then appends
+  // what waits. A batch goes into the log whole or not at all.
+  absl::Duration error_retry = absl::Milliseconds(100);
+  // Refusals, for a ring 0 whose producer can answer its senders (a node's
+  // intake). Once the log has been unable to store for this long,
+  // refusing() turns true (and on_refusing runs): ring 0's producer stops
+  // writing and calls refuse_to(); the storage thread drops what ring 0
+  // holds up to there, unstored, and says so through on_refused. Refusing
+  // ends when the log stores again. InfiniteDuration: never; an in-process
+  // producer's ring keeps its events until the log takes them, and the
+  // producer sees a full ring at once, as always.
+  absl::Duration refuse_after = absl::InfiniteDuration();
 
   // Called on the storage thread; must return quickly and never block.
   // After a batch from a ring is in the log (see AppendedChunk).
   std::function<void(const AppendedChunk&)> on_append;
   // After the durable offset moves.
   std::function<void(LogPosition durable)> on_durable;
+  // refusing() turned true.
+  std::function<void()> on_refusing;
+  // Ring 0 was dropped up to a position its producer gave to refuse_to().
+  std::function<void(const RefusedChunk&)> on_refused;
 };
 
 // When a log writer flushes under an fsync policy. One writer thread: it
@@ -159,24 +196,51 @@ class Pipeline {
   LogPosition durable() const;
   // OK, or the storage error that is stopping appends now (e.g. a full disk).
   absl::Status error() const;
+  StorageStall stall() const;
   PipelineStats stats() const;
+
+  // Refusals (PipelineOptions::refuse_after), for ring 0's producer thread:
+  // while refusing() it writes nothing and calls refuse_to() with its
+  // written() position once; it writes again only when refusing() is false
+  // and refused_to() has reached what it asked (the drop is reported).
+  bool refusing() const noexcept {
+    // acquire: pairs with the release stores in the storage thread; what it
+    // reported before (the refused batches) is seen by the caller.
+    return refusing_.load(std::memory_order_acquire);
+  }
+  void refuse_to(uint64_t ring_position);
+  uint64_t refused_to() const noexcept {
+    // acquire: pairs with the release store after on_refused.
+    return dropped_to_.load(std::memory_order_acquire);
+  }
 
  private:
   Pipeline(SegmentedLog* log, std::unique_ptr<SegmentedLog> owned, const PipelineOptions& options);
   absl::Status start(std::vector<SpscRingBuffer> rings);
   void run();
   bool step();  // one pass over the rings; true when something moved
+  bool move_ring(size_t i);  // ring i's next batch (or its carry) into the log
+  // Appends a batch whole or not at all (pipeline_stall.cc).
+  AppendResult append_whole(ByteSpan batch);
   void make_durable(bool force);
   void nap();
   void set_error(absl::Status s);
+  // The stall (pipeline_stall.cc), storage thread.
+  void stall(const absl::Status& s, absl::Time now);
+  bool retry_stalled(absl::Time now);  // true when the log may store again
+  void end_stall();
+  void drop_refused();  // ring 0 up to what its producer gave refuse_to()
+  void stall_nap();
 
   const PipelineOptions options_;
   std::unique_ptr<SegmentedLog> owned_log_;  // when opened here
   SegmentedLog* log_;
   std::vector<std::unique_ptr<SpscRingBuffer::Producer>> producers_;
   std::vector<SpscRingBuffer::Consumer> consumers_;  // storage thread only
-  std::vector<ByteSpan> carry_;  // a batch only partly appended, per ring; storage thread only
-  std::vector<LogPosition> carry_first_;  // where that batch began in the log
+  // A batch the log could not store yet, per ring; storage thread only.
+  std::vector<ByteSpan> carry_;
+  // Where it began in the log, when part of it went in (a cut that failed).
+  std::vector<std::optional<LogPosition>> carry_first_;
 
   std::atomic<bool> stop_{false};
   std::atomic<int> parked_{0};  // 1 while the storage thread naps
@@ -184,6 +248,7 @@ class Pipeline {
   absl::Duration nap_;        // storage thread only: the next nap
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
+  bool woken_ = false;  // guarded by wake_mu_: a wake() during a stall's nap
   std::thread thread_;
   bool closed_ = false;
 
@@ -191,6 +256,16 @@ class Pipeline {
   SyncSchedule sync_schedule_;
   absl::Time last_retention_;
   absl::Time retry_at_;
+  bool stalled_ = false;
+  absl::Time stalled_since_;
+  uint64_t dropped_ = 0;  // ring 0 dropped up to here
+
+  // Refusals: each written by one thread with release and read with
+  // acquire by the other (storage thread <-> ring 0's producer), so what the
+  // writer did before (a report, the ring's records) is seen with the value.
+  std::atomic<bool> refusing_{false};    // storage thread writes
+  std::atomic<uint64_t> drop_to_{0};     // ring 0's producer writes (refuse_to)
+  std::atomic<uint64_t> dropped_to_{0};  // storage thread writes, after on_refused
 
   AtomicPosition durable_;
   std::atomic<uint64_t> events_{0};
@@ -202,6 +277,7 @@ class Pipeline {
   std::atomic<uint64_t> append_errors_{0};
   mutable std::mutex error_mu_;
   absl::Status error_;  // guarded by error_mu_
+  StorageStall stall_;  // guarded by error_mu_
 };
 
 }  // namespace ringlog

@@ -124,6 +124,12 @@ class SegmentedLog {
   absl::Status start_segment(const FileHeader& header);
   // Record bytes that still fit in the active segment.
   uint64_t active_room() const noexcept;
+  // Makes sure the next roll has its file: takes the one prepared ahead, or
+  // creates and allocates one now. RESOURCE_EXHAUSTED, with nothing changed,
+  // when the disk cannot hold another segment: a writer asks before a batch
+  // that needs a roll (so that a full disk refuses it before any of it is
+  // written), and to learn that space is back.
+  absl::Status reserve_next_segment();
   // Makes everything appended durable: fdatasync when `flush` is set,
   // otherwise only publishes the durable offset (fsync policy "none").
   absl::Status sync(bool flush = true);
@@ -188,6 +194,8 @@ class SegmentedLog {
   std::string quarantine_path(uint64_t base_offset, std::string_view what) const;
   absl::Status adopt_segments(std::vector<std::shared_ptr<Segment>> segs);
   absl::StatusOr<std::shared_ptr<Segment>> new_segment(const FileHeader& header, bool exact);
+  // A new, allocated segment file under a temporary name in the directory.
+  absl::StatusOr<std::unique_ptr<Segment>> create_segment_file(uint64_t file_size);
   std::shared_ptr<Segment> segment_for(uint64_t offset) const;
   std::shared_ptr<Segment> segment_for_seq(uint64_t seq) const;
   void publish_end();
@@ -214,6 +222,7 @@ class SegmentedLog {
   std::vector<std::shared_ptr<Segment>> segments_;
   Segment* active_ = nullptr;  // writer thread only
   std::vector<std::shared_ptr<Segment>> unsynced_;  // sealed, not yet msynced; writer only
+  std::unique_ptr<Segment> reserved_;  // writer only: the next segment's file, if reserved
 
   AtomicPosition start_;
   AtomicPosition end_;
