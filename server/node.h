@@ -276,7 +276,7 @@ class Node {
   absl::Status replica_refusal_;  // guarded by refusal_mu_
   // Ticker thread only.
   absl::Time replica_stall_since_ = absl::InfiniteFuture();
-  const Pipeline* watched_pipeline_ = nullptr;
+  std::weak_ptr<Pipeline> watched_pipeline_;  // the term whose stalls are counted below
   uint64_t stalls_seen_ = 0;
   bool in_stall_ = false;
   std::mutex ready_mu_;

@@ -67,8 +67,8 @@ void Node::storage_watch(absl::Time now) {
 }
 
 void Node::watch_own_disk(const std::shared_ptr<Pipeline>& pl) {
-  if (pl.get() != watched_pipeline_) {  // a new primary term
-    watched_pipeline_ = pl.get();
+  if (watched_pipeline_.lock() != pl) {  // a new primary term
+    watched_pipeline_ = pl;
     stalls_seen_ = 0;
     in_stall_ = false;
   }
@@ -95,7 +95,7 @@ void Node::watch_replicas(absl::Time now) {
   if (role() == Role::kPrimary && options_.min_replica_acks != 0) {
     for (const ReplicaView& v : replicas()) {
       if (!v.storage_error.empty()) {
-        full.push_back(absl::StrFormat("%s at %s (%s)", v.node_id,
+        full.push_back(absl::StrFormat("replica %s at %s: %s", v.node_id,
                                        v.advertise.empty() ? v.peer : v.advertise, v.storage_error));
       } else if (v.connected) {
         ++able;
@@ -115,16 +115,16 @@ void Node::watch_replicas(absl::Time now) {
   if (replica_stall_since_ == absl::InfiniteFuture()) {
     replica_stall_since_ = now;
     replicas_stalled_.store(true, std::memory_order_relaxed);
-    spdlog::error("appends cannot commit: replica {} cannot store, and a commit needs {} "
-                  "replica ack(s) (--min_replica_acks) where {} replica(s) can give one; appends "
-                  "are refused with RESOURCE_EXHAUSTED after {}, until a replica has room",
+    spdlog::error("appends cannot commit: cannot store on {}; a commit needs {} replica ack(s) "
+                  "(--min_replica_acks) where {} replica(s) can give one; appends are refused "
+                  "with RESOURCE_EXHAUSTED after {}, until a replica has room",
                   who, options_.min_replica_acks, able,
                   absl::FormatDuration(options_.disk_full_timeout));
   }
   if (now - replica_stall_since_ < options_.disk_full_timeout) return;
   absl::Status s = absl::ResourceExhaustedError(absl::StrFormat(
-      "replica %s cannot store, and a commit needs %d replica ack(s) (--min_replica_acks) where "
-      "%d replica(s) can give one. A batch refused this way either never reached the primary's "
+      "cannot store on %s; a commit needs %d replica ack(s) (--min_replica_acks) where %d "
+      "replica(s) can give one. A batch refused this way either never reached the primary's "
       "log, or stays in it and is committed once a replica has room: sent again with the same "
       "producer_id and producer_seq, it is stored once or answered as a duplicate",
       who, options_.min_replica_acks, able));
