@@ -30,6 +30,9 @@ bool ProducerTable::admit(const ProducerRef& producer, LogPosition commit, uint6
   if (st.known && st.end.offset <= commit.offset) {
     CommitResult r{st.first, st.end, st.count, commit.offset, epoch, true};
     post([dup = std::move(dup), r] { dup(r); });
+  } else if (st.known && !term_ended_.ok()) {
+    // The commit offset will not move before the next term: answer now.
+    post([dup = std::move(dup), s = term_ended_] { dup(s); });
   } else if (st.known) {
     // In the log but not yet committed (a new primary waits for its
     // replicas' acks): the commit offset answers it, not a completion here.
@@ -59,29 +62,54 @@ void ProducerTable::fail_waiting(const absl::Status& s) {
   {
     std::lock_guard l(mu_);
     waiters.swap(commit_waiters_);
+    term_ended_ = s.ok() ? absl::UnavailableError("the primary term ended") : s;
   }
   for (auto& [end, w] : waiters) w.done(s);
+}
+
+void ProducerTable::start_term() {
+  std::lock_guard l(mu_);
+  term_ended_ = absl::OkStatus();
 }
 
 void ProducerTable::completed(const ProducerRef& producer, const absl::StatusOr<CommitResult>& r) {
   std::vector<AppendDone> waiting;
   {
     std::lock_guard l(mu_);
-    auto it = producers_.find(producer.id);
-    if (it == producers_.end() || it->second.last_seq != producer.seq) return;
-    State& st = it->second;
-    waiting.swap(st.waiting);
-    if (r.ok()) {
-      st.known = true;
-      st.first = r->first;
-      st.end = r->end;
-      st.count = r->count;
-    } else {
-      // Not appended here: a retry of this seq must be taken, not dropped.
-      st.last_seq = producer.seq - 1;
-    }
+    waiting = complete_locked(producer, r);
   }
   for (AppendDone& d : waiting) d(r);
+}
+
+void ProducerTable::refused(const ProducerRef& producer, const absl::Status& s, const Post& post) {
+  std::vector<AppendDone> waiting;
+  {
+    std::lock_guard l(mu_);
+    waiting = complete_locked(producer, s);
+  }
+  if (waiting.empty()) return;
+  post([waiting = std::move(waiting), s]() mutable {
+    for (AppendDone& d : waiting) d(s);
+  });
+}
+
+std::vector<AppendDone> ProducerTable::complete_locked(const ProducerRef& producer,
+                                                       const absl::StatusOr<CommitResult>& r) {
+  std::vector<AppendDone> waiting;
+  auto it = producers_.find(producer.id);
+  if (it == producers_.end() || it->second.last_seq != producer.seq) return waiting;
+  State& st = it->second;
+  waiting.swap(st.waiting);
+  if (r.ok()) {
+    st.known = true;
+    st.first = r->first;
+    st.end = r->end;
+    st.count = r->count;
+  } else {
+    // Not appended here: a retry of this seq must be taken, not dropped.
+    st.last_seq = producer.seq - 1;
+  }
+  return waiting;
 }
 
 void ProducerTable::learn(ByteSpan records, LogPosition first) {

@@ -6,8 +6,9 @@
 // or a failover. A batch whose seq the table has already taken is never
 // appended again: its sender gets the first one's result, marked duplicate.
 //
-// Threads: admit() runs on gRPC threads (Node::submit); completed() on the
-// notifier thread; learn() on the follower's thread (a replica) or at start.
+// Threads: admit() and refused() run on gRPC threads (Node::submit);
+// completed() on the notifier thread or where a primary term ends; learn()
+// on the follower's thread (a replica) or at start.
 // Every member is guarded by mu_; waiters run outside it.
 #pragma once
 
@@ -64,12 +65,21 @@ class ProducerTable {
   // first batch it now covers.
   void on_commit(LogPosition commit, uint64_t epoch);
   // The primary term ended: the duplicates still waiting for the commit
-  // offset get `s`.
+  // offset get `s`, and so does each one admit() takes from now on that
+  // would wait for it (the commit offset no longer moves), until
+  // start_term().
   void fail_waiting(const absl::Status& s);
+  // A primary term starts: duplicates may wait for the commit offset again.
+  void start_term();
 
   // The new batch of `producer` committed (r ok) or failed; runs the
   // duplicates that waited for it. A failed batch's seq may be taken again.
   void completed(const ProducerRef& producer, const absl::StatusOr<CommitResult>& r);
+  // A batch admit() took as new was refused before it was queued (the node
+  // is stopping or not the primary): as completed() with `s`, but the
+  // duplicates that waited for it run through `post`, never on the caller's
+  // thread, which may hold a lock that they take (its stream's).
+  void refused(const ProducerRef& producer, const absl::Status& s, const Post& post);
 
   // Learns producer marks from records that reached the log (a replica, or
   // the log at start) starting at log position `first`.
@@ -79,6 +89,10 @@ class ProducerTable {
   void rebuild(const SegmentedLog& log);
 
  private:
+  // completed(): the new state under mu_; returns the waiters to run.
+  std::vector<AppendDone> complete_locked(const ProducerRef& producer,
+                                          const absl::StatusOr<CommitResult>& r);
+
   struct State {
     uint64_t last_seq = 0;  // the highest producer_seq taken
     bool known = false;     // the position of that batch is known
@@ -97,6 +111,7 @@ class ProducerTable {
   std::mutex mu_;
   std::map<std::string, State> producers_;
   std::multimap<uint64_t, CommitWaiter> commit_waiters_;  // by end offset
+  absl::Status term_ended_;  // not OK between fail_waiting() and start_term()
 };
 
 }  // namespace ringlog

@@ -181,5 +181,52 @@ TEST(ProducerTable, DuplicatesWaitingForTheCommitFailWhenTheTermEnds) {
   t.on_commit(LogPosition{log.size(), 4}, 2);  // answered once only
 }
 
+// A batch refused before it was queued (the node stopping) answers the
+// duplicates that waited for it on the notifier thread, never on the
+// caller's: the caller holds its stream's lock, which their callbacks take
+// (one stream and its own resends deadlocked there at shutdown).
+TEST(ProducerTable, RefusedBatchAnswersItsWaitersThroughPostOnly) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, dup, again;
+  AppendDone d1 = a1.done(), d2 = dup.done(), d3 = again.done();
+  ASSERT_TRUE(t.admit({"p", 3}, LogPosition{}, 1, d1, p.post()));
+  EXPECT_FALSE(t.admit({"p", 3}, LogPosition{}, 1, d2, p.post()));
+  t.refused({"p", 3}, absl::UnavailableError("the node is shutting down"), p.post());
+  EXPECT_FALSE(dup.got.has_value()) << "ran on the refusing thread";
+  p.run();
+  ASSERT_TRUE(dup.got.has_value());
+  EXPECT_EQ(dup.got->status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(a1.got.has_value());  // the refused batch's own done is the caller's
+  EXPECT_TRUE(t.admit({"p", 3}, LogPosition{}, 1, d3, p.post()));  // may be sent again
+}
+
+// Once the term ended the commit offset does not move: a duplicate of a
+// batch known from the log but not committed is answered at once, not left
+// waiting (its stream would never end, nor the node's stop). A new term
+// lets duplicates wait for the commit again.
+TEST(ProducerTable, DuplicateAfterTheTermEndedIsAnsweredAtOnce) {
+  ProducerTable t;
+  const std::string log = marked_batch("p", 4, 3);
+  t.learn(ByteSpan(reinterpret_cast<const std::byte*>(log.data()), log.size()), LogPosition{0, 0});
+  t.fail_waiting(absl::UnavailableError("the node stopped"));
+  Posted p;
+  Answer late, next_term;
+  AppendDone d1 = late.done(), d2 = next_term.done();
+  EXPECT_FALSE(t.admit({"p", 4}, LogPosition{0, 0}, 2, d1, p.post()));
+  EXPECT_FALSE(late.got.has_value());  // never on the caller's thread
+  p.run();
+  ASSERT_TRUE(late.got.has_value());
+  EXPECT_EQ(late.got->status().code(), absl::StatusCode::kUnavailable);
+
+  t.start_term();
+  EXPECT_FALSE(t.admit({"p", 4}, LogPosition{0, 0}, 3, d2, p.post()));
+  p.run();
+  EXPECT_FALSE(next_term.got.has_value());  // waits for the commit offset
+  t.on_commit(LogPosition{log.size(), 4}, 3);
+  ASSERT_TRUE(next_term.got.has_value() && next_term.got->ok());
+  EXPECT_TRUE((*next_term.got)->duplicate);
+}
+
 }  // namespace
 }  // namespace ringlog
