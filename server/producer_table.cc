@@ -10,36 +10,39 @@ bool ProducerTable::admit(const ProducerRef& producer, LogPosition commit, uint6
                           AppendDone& done, const Post& post) {
   std::lock_guard l(mu_);
   State& st = producers_[producer.id];
-  if (producer.seq > st.last_seq) {
-    st.last_seq = producer.seq;
-    st.known = false;
+  auto pending = st.pending.find(producer.seq);
+  const bool in_log = st.known && producer.seq <= st.seq;
+  if (pending == st.pending.end() && !in_log) {
+    st.pending.emplace(producer.seq, std::vector<AppendDone>());
     return true;
   }
   // Sent again (after a failover or a reconnect): never append it twice.
-  const bool latest = producer.seq == st.last_seq;
-  AppendDone dup = [done = std::move(done), latest](absl::StatusOr<CommitResult> r) {
+  // Its own result if it is in flight or the latest in the log; for an
+  // older one, an empty range at the latest one's end.
+  const bool own = pending != st.pending.end() || producer.seq == st.seq;
+  AppendDone dup = [done = std::move(done), own](absl::StatusOr<CommitResult> r) {
     if (r.ok()) {
       r->duplicate = true;
-      if (!latest) {
+      if (!own) {
         r->first = r->end;
         r->count = 0;
       }
     }
     done(std::move(r));
   };
-  if (st.known && st.end.offset <= commit.offset) {
+  if (pending != st.pending.end()) {
+    pending->second.push_back(std::move(dup));
+  } else if (st.end.offset <= commit.offset) {
     CommitResult r{st.first, st.end, st.count, commit.offset, epoch, true};
     post([dup = std::move(dup), r] { dup(r); });
-  } else if (st.known && !term_ended_.ok()) {
+  } else if (!term_ended_.ok()) {
     // The commit offset will not move before the next term: answer now.
     post([dup = std::move(dup), s = term_ended_] { dup(s); });
-  } else if (st.known) {
+  } else {
     // In the log but not yet committed (a new primary waits for its
     // replicas' acks): the commit offset answers it, not a completion here.
     commit_waiters_.emplace(st.end.offset,
                             CommitWaiter{st.first, st.end, st.count, std::move(dup)});
-  } else {
-    st.waiting.push_back(std::move(dup));
   }
   return false;
 }
@@ -97,17 +100,20 @@ std::vector<AppendDone> ProducerTable::complete_locked(const ProducerRef& produc
                                                        const absl::StatusOr<CommitResult>& r) {
   std::vector<AppendDone> waiting;
   auto it = producers_.find(producer.id);
-  if (it == producers_.end() || it->second.last_seq != producer.seq) return waiting;
+  if (it == producers_.end()) return waiting;
   State& st = it->second;
-  waiting.swap(st.waiting);
-  if (r.ok()) {
+  if (auto p = st.pending.find(producer.seq); p != st.pending.end()) {
+    waiting.swap(p->second);
+    st.pending.erase(p);
+  }
+  // A failed batch is not in the log: its seq, no longer pending, is taken
+  // again when sent again.
+  if (r.ok() && (!st.known || producer.seq >= st.seq)) {
     st.known = true;
+    st.seq = producer.seq;
     st.first = r->first;
     st.end = r->end;
     st.count = r->count;
-  } else {
-    // Not appended here: a retry of this seq must be taken, not dropped.
-    st.last_seq = producer.seq - 1;
   }
   return waiting;
 }
@@ -123,8 +129,8 @@ void ProducerTable::learn(ByteSpan records, LogPosition first) {
       if (std::optional<ProducerBatchMark> m = parse_producer_batch_mark(ev)) {
         std::lock_guard l(mu_);
         State& st = producers_[m->producer_id];
-        if (m->producer_seq >= st.last_seq) {
-          st.last_seq = m->producer_seq;
+        if (!st.known || m->producer_seq >= st.seq) {
+          st.seq = m->producer_seq;
           st.known = true;
           st.end = at;
           st.count = m->events;

@@ -48,16 +48,17 @@ class ProducerTable {
   // the caller's: admit() may be called with locks held that `done` takes.
   using Post = std::function<void(std::function<void()>)>;
 
-  // A batch of `producer` arrives. Returns true when it is new: the caller
+  // A batch of `producer` arrives. Returns true when it is new (neither in
+  // flight nor at or below the producer's latest seq in the log): the caller
   // appends it (with its mark) and reports with completed(). Otherwise
   // `done` is taken and runs with the first batch's result, marked
-  // duplicate: through `post` at once if that is committed (end at or below
-  // `commit`); at on_commit() once the commit offset covers it, if its
-  // position is known (it came from the log: before a restart or a
-  // failover); else when it completes here. For a batch older than the
-  // producer's latest the position is not kept: the answer carries an empty
-  // range at the latest one's end. The caller runs on_commit() afterwards
-  // (the commit offset may have moved meanwhile).
+  // duplicate: when that completes here, if it is in flight; else (it is
+  // in the log) through `post` at once if it is committed (end at or below
+  // `commit`), or at on_commit() once the commit offset covers it. For a
+  // batch older than the producer's latest in the log the position is not
+  // kept: the answer carries an empty range at the latest one's end. The
+  // caller runs on_commit() afterwards (the commit offset may have moved
+  // meanwhile).
   bool admit(const ProducerRef& producer, LogPosition commit, uint64_t epoch, AppendDone& done,
              const Post& post);
 
@@ -94,12 +95,16 @@ class ProducerTable {
                                           const absl::StatusOr<CommitResult>& r);
 
   struct State {
-    uint64_t last_seq = 0;  // the highest producer_seq taken
-    bool known = false;     // the position of that batch is known
-    LogPosition first;      // of its first data record
-    LogPosition end;        // after its mark
+    // The latest batch known to be in this log: the highest seq that
+    // completed here, or that the log's marks name.
+    bool known = false;
+    uint64_t seq = 0;
+    LogPosition first;  // of its first data record
+    LogPosition end;    // after its mark
     uint64_t count = 0;
-    std::vector<AppendDone> waiting;  // duplicates of it, until it completes
+    // Seqs taken as new and not yet completed, each with the duplicates
+    // that wait for its result.
+    std::map<uint64_t, std::vector<AppendDone>> pending;
   };
   // A duplicate of a batch known from the log, until the commit covers it.
   struct CommitWaiter {
