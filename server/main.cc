@@ -170,7 +170,11 @@ class ShutdownWatchdog {
 
 // How long calls still open after the drain may take to end by themselves
 // (acks on their way out, replays finishing a response) before they are
-// cancelled, and when the watchdog gives up on the whole stop.
+// cancelled, and when the watchdog gives up on the whole stop. A call with a
+// write in flight to a peer that reads nothing (frozen) ends only when gRPC
+// closes that connection: the ping sent with the shutdown's GOAWAY goes
+// unanswered for GRPC_ARG_KEEPALIVE_TIMEOUT_MS (5 s), so a stop takes up to
+// about 5.5 s then.
 constexpr std::chrono::milliseconds kCallGrace{500};
 constexpr std::chrono::milliseconds kStopLimit{8000};
 
