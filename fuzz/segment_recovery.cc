@@ -8,16 +8,17 @@
 //   bit 1  fix the records' checksums
 //   bit 2  two files: byte 1 says where the second starts (in 8-byte units)
 //   bit 3  name each file by its header's base offset (else 0, 1)
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "fuzz_util.h"
 #include "ringlog/log_reader.h"
 #include "ringlog/segmented_log.h"
@@ -46,8 +47,15 @@ void write_segment(const std::string& dir, std::vector<std::byte> bytes, uint8_t
       name = h.base_offset;
     }
   }
-  std::ofstream out(absl::StrFormat("%s/%020d.evtl", dir, name), std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  char path[4096];
+  std::snprintf(path, sizeof path, "%s/%020llu.evtl", dir.c_str(),
+                static_cast<unsigned long long>(name));
+  const int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) std::abort();
+  if (!bytes.empty() && write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+    std::abort();
+  }
+  close(fd);
 }
 
 // Reads the whole log; every record must be whole and pass its checksum.

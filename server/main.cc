@@ -125,23 +125,23 @@ void write_port_file(const std::string& path, int port) {
   std::rename((path + ".tmp").c_str(), path.c_str());
 }
 
-// Waits for SIGINT or SIGTERM, then stops the node: intake first, then
-// drain and sync, then the calls.
-// Ends the process if the calls still open have not ended `grace` after the
-// node closed: by then every append taken was acknowledged or failed and the
-// log is synced, and a call that does not end must not keep the data
-// directory locked and the node half-alive.
+// The last resort of a stop: ends the process if it is still running
+// `limit` after the signal, whatever it waits for. The steps of a stop each
+// have a bound of their own (see stop_serving()), so this fires only when
+// one of them broke its promise; it says which, and exits 0 only when the
+// node had closed cleanly (the log synced, every append taken acknowledged
+// or failed). Process exit releases the data directory's lock.
 class ShutdownWatchdog {
  public:
-  ShutdownWatchdog(std::chrono::milliseconds grace, int exit_code)
-      : thread_([this, grace, exit_code] {
+  explicit ShutdownWatchdog(std::chrono::milliseconds limit)
+      : thread_([this, limit] {
           std::unique_lock l(mu_);
-          if (cv_.wait_for(l, grace, [&] { return done_; })) return;
-          spdlog::error("shutdown: gRPC calls still open {} ms after the node closed; exiting "
-                        "without them (the log is synced)",
-                        grace.count());
+          if (cv_.wait_for(l, limit, [&] { return done_; })) return;
+          spdlog::error("shutdown: still {} {} ms after the signal; exiting now{}", step_,
+                        limit.count(),
+                        exit_code_ == 0 ? " (the node had closed: the log is synced)" : "");
           spdlog::default_logger()->flush();
-          std::_Exit(exit_code);
+          std::_Exit(exit_code_);
         }) {}
   ~ShutdownWatchdog() {
     {
@@ -151,27 +151,57 @@ class ShutdownWatchdog {
     cv_.notify_all();
     thread_.join();
   }
+  // What the stop waits for now ("draining the node", ...), for the message.
+  void step(const char* what) {
+    std::lock_guard l(mu_);
+    step_ = what;
+  }
+  // The node closed with `s`: the exit status from now on.
+  void node_closed(const absl::Status& s) {
+    std::lock_guard l(mu_);
+    exit_code_ = s.ok() ? 0 : 1;
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+  const char* step_ = "stopping";
+  int exit_code_ = 1;  // until the node closed cleanly
   std::thread thread_;  // last: starts once the rest is ready
 };
 
-absl::Status wait_and_stop(const sigset_t& signals, ringlog::Node* node, grpc::Server* server) {
-  int sig = 0;
-  sigwait(&signals, &sig);
-  spdlog::info("{} received: stopping intake, draining and syncing", sig == SIGINT ? "SIGINT" : "SIGTERM");
+// How long calls still open after the drain may take to end by themselves
+// (acks on their way out, replays finishing a response) before they are
+// cancelled, and when the watchdog gives up on the whole stop. A call with a
+// write in flight to a peer that reads nothing (frozen) ends only when gRPC
+// closes that connection: the ping sent with the shutdown's GOAWAY goes
+// unanswered for GRPC_ARG_KEEPALIVE_TIMEOUT_MS (5 s), so a stop takes up to
+// about 5.5 s then.
+constexpr std::chrono::milliseconds kCallGrace{500};
+constexpr std::chrono::milliseconds kStopLimit{8000};
+
+// Stops serving after SIGINT or SIGTERM: the node refuses new appends and
+// drains and syncs what it took (each append acknowledged or failed), then
+// calls still open get kCallGrace and are cancelled. Every reactor finishes
+// once the node closed or its call was cancelled, so Shutdown() returns.
+absl::Status stop_serving(int sig, ringlog::Node* node, grpc::Server* server,
+                          ShutdownWatchdog* watchdog) {
+  spdlog::info("{} received: stopping intake, draining and syncing",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
   server->GetHealthCheckService()->SetServingStatus(false);
   node->stop_intake();
   // Drain and sync first, so that appends already taken are acknowledged to
   // clients still connected; then end the calls.
+  watchdog->step("draining and syncing the node");
   const absl::Status closed = node->close();
-  // Every append taken is acknowledged by now; calls still open (idle
-  // streams, followers) get a moment to end, then are cancelled.
-  ShutdownWatchdog watchdog(std::chrono::seconds(5), closed.ok() ? 0 : 1);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  watchdog->node_closed(closed);
+  watchdog->step("waiting for gRPC calls to end");
+  const auto t0 = std::chrono::steady_clock::now();
+  server->Shutdown(std::chrono::system_clock::now() + kCallGrace);
+  spdlog::info("gRPC calls ended {} ms after the drain",
+               std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - t0).count());
   return closed;
 }
 
@@ -219,10 +249,18 @@ int main(int argc, char** argv) {
   });
   if (!o->port_file.empty()) write_port_file(o->port_file, (*serving)->port);
 
-  const absl::Status closed = wait_and_stop(signals, node->get(), (*serving)->server.get());
-  serving->reset();
+  int sig = 0;
+  sigwait(&signals, &sig);
+  ShutdownWatchdog watchdog(kStopLimit);
+  const absl::Status closed = stop_serving(sig, node->get(), (*serving)->server.get(), &watchdog);
+  watchdog.step("stopping the metrics server");
   metrics.reset();
-  node->reset();
+  watchdog.step("closing the log");
+  node->reset();  // releases the data directory
+  // The server stays allocated: every call has ended, and destroying the
+  // last gRPC object tears gRPC's library down, which can wait seconds for
+  // its executor's poller (seen: 10 s). The process is about to exit.
+  (void)serving->release();
   if (!closed.ok()) return fail("shutdown: " + closed.ToString());
   spdlog::info("stopped cleanly");
   return 0;

@@ -175,6 +175,7 @@ absl::Status Node::start_primary() {
   };
   // Everything recovered from disk is durable here.
   commits_.start_term(log_->end());
+  producers_.start_term();
   std::vector<SpscRingBuffer> rings;
   if (spare_rings_.size() == po.rings) rings.swap(spare_rings_);
   spare_rings_.clear();

@@ -40,8 +40,13 @@ void Node::submit(std::string records, size_t count, ProducerRef producer, Appen
     refuse = absl::UnavailableError("the node is shutting down");
   }
   if (refuse.ok()) return;
-  // Not taken: its producer_seq may be sent again.
-  if (!b.producer.id.empty()) producers_.completed(b.producer, refuse);
+  // Not taken: its producer_seq may be sent again. Its answer and those of
+  // the duplicates that waited for it run on the notifier thread: each takes
+  // its stream's lock, and the caller holds one, maybe the same (streams
+  // resending while the node stopped deadlocked here, and gRPC shutdown
+  // waited for them forever).
+  auto post_fn = [this](std::function<void()> fn) { post(std::move(fn)); };
+  if (!b.producer.id.empty()) producers_.refused(b.producer, refuse, post_fn);
   post([d = std::move(b.done), refuse] { d(refuse); });
 }
 

@@ -7,38 +7,43 @@
 
 namespace ringlog {
 
-ProducerTable::CommitWaiter ProducerTable::placed_answer(const State& st, uint64_t seq,
-                                                       AppendDone done) {
-  // Older than the latest placed batch: its own position is not kept.
-  if (seq != st.placed_seq) return CommitWaiter{st.end, st.end, 0, std::move(done)};
-  return CommitWaiter{st.first, st.end, st.count, std::move(done)};
-}
-
 bool ProducerTable::admit(const ProducerRef& producer, LogPosition commit, uint64_t epoch,
                           AppendDone& done, const Post& post) {
   std::lock_guard l(mu_);
   State& st = producers_[producer.id];
-  if (producer.seq > st.last_seq) {
-    st.last_seq = producer.seq;
+  auto pending = st.pending.find(producer.seq);
+  const bool in_log = st.known && producer.seq <= st.seq;
+  if (pending == st.pending.end() && !in_log) {
+    st.pending.emplace(producer.seq, std::vector<AppendDone>());
     return true;
   }
   // Sent again (after a failover or a reconnect): never append it twice.
-  AppendDone dup = [done = std::move(done)](absl::StatusOr<CommitResult> r) {
-    if (r.ok()) r->duplicate = true;
+  // Its own result if it is in flight or the latest in the log; for an
+  // older one, an empty range at the latest one's end.
+  const bool own = pending != st.pending.end() || producer.seq == st.seq;
+  AppendDone dup = [done = std::move(done), own](absl::StatusOr<CommitResult> r) {
+    if (r.ok()) {
+      r->duplicate = true;
+      if (!own) {
+        r->first = r->end;
+        r->count = 0;
+      }
+    }
     done(std::move(r));
   };
-  if (st.placed_seq == 0 || producer.seq > st.placed_seq) {
-    st.waiting[producer.seq].push_back(std::move(dup));  // on its way to the log
-    return false;
-  }
-  CommitWaiter w = placed_answer(st, producer.seq, std::move(dup));
-  if (w.end.offset <= commit.offset) {
-    CommitResult r{w.first, w.end, w.count, commit.offset, epoch, true};
-    post([d = std::move(w.done), r] { d(r); });
+  if (pending != st.pending.end()) {
+    pending->second.push_back(std::move(dup));
+  } else if (st.end.offset <= commit.offset) {
+    CommitResult r{st.first, st.end, st.count, commit.offset, epoch, true};
+    post([dup = std::move(dup), r] { dup(r); });
+  } else if (!term_ended_.ok()) {
+    // The commit offset will not move before the next term: answer now.
+    post([dup = std::move(dup), s = term_ended_] { dup(s); });
   } else {
     // In the log but not yet committed (a new primary waits for its
     // replicas' acks): the commit offset answers it, not a completion here.
-    commit_waiters_.emplace(w.end.offset, std::move(w));
+    commit_waiters_.emplace(st.end.offset,
+                            CommitWaiter{st.first, st.end, st.count, std::move(dup)});
   }
   return false;
 }
@@ -61,39 +66,35 @@ void ProducerTable::fail_waiting(const absl::Status& s) {
   {
     std::lock_guard l(mu_);
     waiters.swap(commit_waiters_);
+    term_ended_ = s.ok() ? absl::UnavailableError("the primary term ended") : s;
   }
   for (auto& [end, w] : waiters) w.done(s);
+}
+
+void ProducerTable::start_term() {
+  std::lock_guard l(mu_);
+  term_ended_ = absl::OkStatus();
 }
 
 void ProducerTable::completed(const ProducerRef& producer, const absl::StatusOr<CommitResult>& r) {
   std::vector<AppendDone> waiting;
   {
     std::lock_guard l(mu_);
-    auto it = producers_.find(producer.id);
-    if (it == producers_.end()) return;
-    State& st = it->second;
-    const uint64_t seq = producer.seq;
-    if (r.ok()) {
-      if (seq > st.placed_seq) {
-        st.placed_seq = seq;
-        st.first = r->first;
-        st.end = r->end;
-        st.count = r->count;
-      }
-      if (auto w = st.waiting.find(seq); w != st.waiting.end()) {
-        waiting = std::move(w->second);
-        st.waiting.erase(w);
-      }
-    } else {
-      // Not stored: a retry of this seq (and of the later ones, which fail
-      // after it) must be taken, not dropped.
-      if (seq > st.placed_seq && seq <= st.last_seq) st.last_seq = seq - 1;
-      for (auto w = st.waiting.lower_bound(seq); w != st.waiting.end(); w = st.waiting.erase(w)) {
-        for (AppendDone& d : w->second) waiting.push_back(std::move(d));
-      }
-    }
+    waiting = complete_locked(producer, r);
   }
   for (AppendDone& d : waiting) d(r);
+}
+
+void ProducerTable::refused(const ProducerRef& producer, const absl::Status& s, const Post& post) {
+  std::vector<AppendDone> waiting;
+  {
+    std::lock_guard l(mu_);
+    waiting = complete_locked(producer, s);
+  }
+  if (waiting.empty()) return;
+  post([waiting = std::move(waiting), s]() mutable {
+    for (AppendDone& d : waiting) d(s);
+  });
 }
 
 void ProducerTable::refused_in_log(const ProducerRef& producer, const CommitResult& where,
@@ -101,21 +102,31 @@ void ProducerTable::refused_in_log(const ProducerRef& producer, const CommitResu
   std::vector<AppendDone> waiting;
   {
     std::lock_guard l(mu_);
-    auto it = producers_.find(producer.id);
-    if (it == producers_.end()) return;
-    State& st = it->second;
-    if (producer.seq > st.placed_seq) {
-      st.placed_seq = producer.seq;
-      st.first = where.first;
-      st.end = where.end;
-      st.count = where.count;
-    }
-    if (auto w = st.waiting.find(producer.seq); w != st.waiting.end()) {
-      waiting = std::move(w->second);
-      st.waiting.erase(w);
-    }
+    waiting = complete_locked(producer, where);  // in the log: known from now on
   }
   for (AppendDone& d : waiting) d(s);
+}
+
+std::vector<AppendDone> ProducerTable::complete_locked(const ProducerRef& producer,
+                                                       const absl::StatusOr<CommitResult>& r) {
+  std::vector<AppendDone> waiting;
+  auto it = producers_.find(producer.id);
+  if (it == producers_.end()) return waiting;
+  State& st = it->second;
+  if (auto p = st.pending.find(producer.seq); p != st.pending.end()) {
+    waiting.swap(p->second);
+    st.pending.erase(p);
+  }
+  // A failed batch is not in the log: its seq, no longer pending, is taken
+  // again when sent again.
+  if (r.ok() && (!st.known || producer.seq >= st.seq)) {
+    st.known = true;
+    st.seq = producer.seq;
+    st.first = r->first;
+    st.end = r->end;
+    st.count = r->count;
+  }
+  return waiting;
 }
 
 void ProducerTable::learn(ByteSpan records, LogPosition first) {
@@ -129,9 +140,9 @@ void ProducerTable::learn(ByteSpan records, LogPosition first) {
       if (std::optional<ProducerBatchMark> m = parse_producer_batch_mark(ev)) {
         std::lock_guard l(mu_);
         State& st = producers_[m->producer_id];
-        st.last_seq = std::max(st.last_seq, m->producer_seq);
-        if (m->producer_seq >= st.placed_seq) {
-          st.placed_seq = m->producer_seq;
+        if (!st.known || m->producer_seq >= st.seq) {
+          st.seq = m->producer_seq;
+          st.known = true;
           st.end = at;
           st.count = m->events;
           // The batch's data records are the `events` records before the mark.

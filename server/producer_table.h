@@ -6,8 +6,9 @@
 // or a failover. A batch whose seq the table has already taken is never
 // appended again: its sender gets the first one's result, marked duplicate.
 //
-// Threads: admit() runs on gRPC threads (Node::submit); completed() on the
-// notifier thread; learn() on the follower's thread (a replica) or at start.
+// Threads: admit() and refused() run on gRPC threads (Node::submit);
+// completed() on the notifier thread or where a primary term ends; learn()
+// on the follower's thread (a replica) or at start.
 // Every member is guarded by mu_; waiters run outside it.
 #pragma once
 
@@ -47,17 +48,17 @@ class ProducerTable {
   // the caller's: admit() may be called with locks held that `done` takes.
   using Post = std::function<void(std::function<void()>)>;
 
-  // A batch of `producer` arrives. Returns true when it is new: the caller
-  // appends it (with its mark) and reports with completed() or
-  // refused_in_log(). Otherwise `done` is taken and runs with the first
-  // batch's result, marked duplicate: through `post` at once if that is in
-  // the log and committed (end at or below `commit`); at on_commit() once
-  // the commit offset covers it, if it is in the log but not committed yet
-  // (known from the log after a restart or a failover, or refused while it
-  // waited for the commit); else when it completes here. For a batch older
-  // than the latest one in the log the position is not kept: the answer
-  // carries an empty range at the latest one's end. The caller runs
-  // on_commit() afterwards (the commit offset may have moved meanwhile).
+  // A batch of `producer` arrives. Returns true when it is new (neither in
+  // flight nor at or below the producer's latest seq in the log): the caller
+  // appends it (with its mark) and reports with completed(). Otherwise
+  // `done` is taken and runs with the first batch's result, marked
+  // duplicate: when that completes here, if it is in flight; else (it is
+  // in the log) through `post` at once if it is committed (end at or below
+  // `commit`), or at on_commit() once the commit offset covers it. For a
+  // batch older than the producer's latest in the log the position is not
+  // kept: the answer carries an empty range at the latest one's end. The
+  // caller runs on_commit() afterwards (the commit offset may have moved
+  // meanwhile).
   bool admit(const ProducerRef& producer, LogPosition commit, uint64_t epoch, AppendDone& done,
              const Post& post);
 
@@ -65,17 +66,27 @@ class ProducerTable {
   // first batch it now covers.
   void on_commit(LogPosition commit, uint64_t epoch);
   // The primary term ended: the duplicates still waiting for the commit
-  // offset get `s`.
+  // offset get `s`, and so does each one admit() takes from now on that
+  // would wait for it (the commit offset no longer moves), until
+  // start_term().
   void fail_waiting(const absl::Status& s);
+  // A primary term starts: duplicates may wait for the commit offset again.
+  void start_term();
 
   // The new batch of `producer` committed (r ok) or failed without being
   // stored; runs the duplicates that waited for it. A failed batch's seq,
   // and every later one, may be taken again: a producer's batches fail in
   // order (a refused batch ends its stream), so none after it is stored.
   void completed(const ProducerRef& producer, const absl::StatusOr<CommitResult>& r);
+  // A batch admit() took as new was refused before it was queued (the node
+  // is stopping or not the primary): as completed() with `s`, but the
+  // duplicates that waited for it run through `post`, never on the caller's
+  // thread, which may hold a lock that they take (its stream's).
+  void refused(const ProducerRef& producer, const absl::Status& s, const Post& post);
   // The batch is in the log at `where` but was refused (`s`) before its
-  // commit: it stays, and a resend is answered as a duplicate once the
-  // commit offset covers it. Duplicates waiting for it get `s`.
+  // commit (the replicas could not store it): it stays, and a resend is
+  // answered as a duplicate once the commit offset covers it. Duplicates
+  // waiting for it get `s`.
   void refused_in_log(const ProducerRef& producer, const CommitResult& where,
                       const absl::Status& s);
 
@@ -87,16 +98,21 @@ class ProducerTable {
   void rebuild(const SegmentedLog& log);
 
  private:
+  // completed(): the new state under mu_; returns the waiters to run.
+  std::vector<AppendDone> complete_locked(const ProducerRef& producer,
+                                          const absl::StatusOr<CommitResult>& r);
+
   struct State {
-    // The highest producer_seq taken and not known to have failed unstored.
-    uint64_t last_seq = 0;
-    // The highest one known to be in the log (0: none), and where.
-    uint64_t placed_seq = 0;
+    // The latest batch known to be in this log: the highest seq that
+    // completed here, or that the log's marks name.
+    bool known = false;
+    uint64_t seq = 0;
     LogPosition first;  // of its first data record
     LogPosition end;    // after its mark
     uint64_t count = 0;
-    // Duplicates of batches taken but not yet in the log, by seq.
-    std::map<uint64_t, std::vector<AppendDone>> waiting;
+    // Seqs taken as new and not yet completed, each with the duplicates
+    // that wait for its result.
+    std::map<uint64_t, std::vector<AppendDone>> pending;
   };
   // A duplicate of a batch known from the log, until the commit covers it.
   struct CommitWaiter {
@@ -105,12 +121,11 @@ class ProducerTable {
     uint64_t count = 0;
     AppendDone done;
   };
-  // mu_ held: where `st`'s batch `seq` (at or below placed_seq) is.
-  static CommitWaiter placed_answer(const State& st, uint64_t seq, AppendDone done);
 
   std::mutex mu_;
   std::map<std::string, State> producers_;
   std::multimap<uint64_t, CommitWaiter> commit_waiters_;  // by end offset
+  absl::Status term_ended_;  // not OK between fail_waiting() and start_term()
 };
 
 }  // namespace ringlog

@@ -247,5 +247,96 @@ TEST(ProducerTable, DuplicatesWaitingForTheCommitFailWhenTheTermEnds) {
   t.on_commit(LogPosition{log.size(), 4}, 2);  // answered once only
 }
 
+// A batch refused before it was queued (the node stopping) answers the
+// duplicates that waited for it on the notifier thread, never on the
+// caller's: the caller holds its stream's lock, which their callbacks take
+// (one stream and its own resends deadlocked there at shutdown).
+TEST(ProducerTable, RefusedBatchAnswersItsWaitersThroughPostOnly) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, dup, again;
+  AppendDone d1 = a1.done(), d2 = dup.done(), d3 = again.done();
+  ASSERT_TRUE(t.admit({"p", 3}, LogPosition{}, 1, d1, p.post()));
+  EXPECT_FALSE(t.admit({"p", 3}, LogPosition{}, 1, d2, p.post()));
+  t.refused({"p", 3}, absl::UnavailableError("the node is shutting down"), p.post());
+  EXPECT_FALSE(dup.got.has_value()) << "ran on the refusing thread";
+  p.run();
+  ASSERT_TRUE(dup.got.has_value());
+  EXPECT_EQ(dup.got->status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(a1.got.has_value());  // the refused batch's own done is the caller's
+  EXPECT_TRUE(t.admit({"p", 3}, LogPosition{}, 1, d3, p.post()));  // may be sent again
+}
+
+// Once the term ended the commit offset does not move: a duplicate of a
+// batch known from the log but not committed is answered at once, not left
+// waiting (its stream would never end, nor the node's stop). A new term
+// lets duplicates wait for the commit again.
+TEST(ProducerTable, DuplicateAfterTheTermEndedIsAnsweredAtOnce) {
+  ProducerTable t;
+  const std::string log = marked_batch("p", 4, 3);
+  t.learn(ByteSpan(reinterpret_cast<const std::byte*>(log.data()), log.size()), LogPosition{0, 0});
+  t.fail_waiting(absl::UnavailableError("the node stopped"));
+  Posted p;
+  Answer late, next_term;
+  AppendDone d1 = late.done(), d2 = next_term.done();
+  EXPECT_FALSE(t.admit({"p", 4}, LogPosition{0, 0}, 2, d1, p.post()));
+  EXPECT_FALSE(late.got.has_value());  // never on the caller's thread
+  p.run();
+  ASSERT_TRUE(late.got.has_value());
+  EXPECT_EQ(late.got->status().code(), absl::StatusCode::kUnavailable);
+
+  t.start_term();
+  EXPECT_FALSE(t.admit({"p", 4}, LogPosition{0, 0}, 3, d2, p.post()));
+  p.run();
+  EXPECT_FALSE(next_term.got.has_value());  // waits for the commit offset
+  t.on_commit(LogPosition{log.size(), 4}, 3);
+  ASSERT_TRUE(next_term.got.has_value() && next_term.got->ok());
+  EXPECT_TRUE((*next_term.got)->duplicate);
+}
+
+// Every batch of a producer that failed may be sent again, not only the
+// latest: a node that stopped with several of a producer's batches in flight
+// failed them all, and their resends are appended, not parked as
+// duplicates of batches that are not in the log (their streams, waiting
+// for an answer that never came, kept the node's stop from finishing).
+TEST(ProducerTable, EveryFailedBatchMayBeSentAgain) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, a2, a3, r1, r2, r3;
+  AppendDone d1 = a1.done(), d2 = a2.done(), d3 = a3.done();
+  AppendDone e1 = r1.done(), e2 = r2.done(), e3 = r3.done();
+  ASSERT_TRUE(t.admit({"p", 1}, LogPosition{}, 1, d1, p.post()));
+  ASSERT_TRUE(t.admit({"p", 2}, LogPosition{}, 1, d2, p.post()));
+  ASSERT_TRUE(t.admit({"p", 3}, LogPosition{}, 1, d3, p.post()));
+  t.completed({"p", 1}, result(0, 100, 3));
+  t.completed({"p", 2}, absl::UnavailableError("stopped"));
+  t.completed({"p", 3}, absl::UnavailableError("stopped"));
+  EXPECT_FALSE(t.admit({"p", 1}, LogPosition{100, 10}, 1, e1, p.post()));  // in the log
+  EXPECT_TRUE(t.admit({"p", 2}, LogPosition{100, 10}, 1, e2, p.post()));
+  EXPECT_TRUE(t.admit({"p", 3}, LogPosition{100, 10}, 1, e3, p.post()));
+  p.run();
+  ASSERT_TRUE(r1.got.has_value() && r1.got->ok());
+  EXPECT_TRUE((*r1.got)->duplicate);
+  EXPECT_EQ((*r1.got)->end.offset, 100u);
+}
+
+// A duplicate of a batch still in flight gets that batch's own result, even
+// when later batches of the producer were taken meanwhile.
+TEST(ProducerTable, DuplicateOfABatchInFlightGetsItsOwnResult) {
+  ProducerTable t;
+  Posted p;
+  Answer a1, a2, dup;
+  AppendDone d1 = a1.done(), d2 = a2.done(), d3 = dup.done();
+  ASSERT_TRUE(t.admit({"p", 1}, LogPosition{}, 1, d1, p.post()));
+  ASSERT_TRUE(t.admit({"p", 2}, LogPosition{}, 1, d2, p.post()));
+  EXPECT_FALSE(t.admit({"p", 1}, LogPosition{}, 1, d3, p.post()));
+  t.completed({"p", 1}, result(0, 100, 3));
+  ASSERT_TRUE(dup.got.has_value() && dup.got->ok());
+  EXPECT_TRUE((*dup.got)->duplicate);
+  EXPECT_EQ((*dup.got)->first.offset, 0u);
+  EXPECT_EQ((*dup.got)->end.offset, 100u);
+  EXPECT_EQ((*dup.got)->count, 3u);
+}
+
 }  // namespace
 }  // namespace ringlog
