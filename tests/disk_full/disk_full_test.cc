@@ -93,6 +93,8 @@ TEST_F(DiskFull, PrimaryRefusesWithinTheBoundAndResumesWhenSpaceIsFreed) {
   EXPECT_EQ(resent.duplicates, 0u) << "a refused batch was stored after all";
   ASSERT_TRUE(append_more(p.address(), producer, 20)) << "appends after the refusal";
   EXPECT_EQ(replay_indices(p.address()), iota(producer.next_index));
+  testkit::report_fault_indices("disk_full_primary", replay_indices(p.address()),
+                                producer.next_index);
   EXPECT_EQ(count_lines(output("p"), " E ringlogd the disk is full in "), 1u);
   EXPECT_EQ(count_lines(output("p"), "the log stores again"), 1u);
 }
@@ -157,6 +159,8 @@ TEST_F(DiskFull, OnlyReplicaFullRefusesAppendsNamingTheReplica) {
   ASSERT_TRUE(testkit::wait_converged(channels_, p.address(), {r.address()}, absl::Seconds(30), {}));
   EXPECT_EQ(replay_indices(p.address()), iota(producer.next_index));
   EXPECT_EQ(replay_indices(r.address()), iota(producer.next_index));
+  testkit::report_fault_indices("disk_full_only_replica",
+                                replay_indices(r.address()), producer.next_index);
 }
 
 // Scenario: a replica on a 6 MiB tmpfs, started without retention, falls

@@ -63,17 +63,11 @@ int pick_free_port() {
 
 void report_fault(const std::string& scenario, const std::vector<Replayed>& events, uint64_t tag,
                   uint64_t acknowledged) {
-  std::set<uint64_t> seen;
-  uint64_t duplicated = 0;
+  std::vector<uint64_t> counters;
   for (const Replayed& e : events) {
-    if (e.tag == tag && !seen.insert(e.counter).second) ++duplicated;
+    if (e.tag == tag) counters.push_back(e.counter);
   }
-  uint64_t lost = 0;
-  for (uint64_t c = 0; c < acknowledged; ++c) lost += seen.count(c) == 0 ? 1 : 0;
-  std::printf("FAULT_RESULT scenario=%s acknowledged=%llu lost=%llu duplicated=%llu\n",
-              scenario.c_str(), static_cast<unsigned long long>(acknowledged),
-              static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicated));
-  std::fflush(stdout);
+  testkit::report_fault_indices(scenario, counters, acknowledged);
 }
 
 size_t count_tag(const std::vector<Replayed>& events, uint64_t tag) {

@@ -272,6 +272,11 @@ class FaultSigterm : public ::testing::Test {
         }
       }
     }
+    uint64_t acknowledged = 0;
+    for (const auto& [stream, want] : expected) {
+      acknowledged += want.acked + want.acked_batches.size() * kResendBatch;
+    }
+    testkit::report_fault("sigterm_under_load", acknowledged, 0, 0);  // checked just above
     return ::testing::AssertionSuccess();
   }
 

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -152,6 +153,24 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
   waitpid(c.pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+void report_fault(const std::string& scenario, uint64_t acknowledged, uint64_t lost,
+                  uint64_t duplicated) {
+  std::printf("FAULT_RESULT scenario=%s acknowledged=%llu lost=%llu duplicated=%llu\n",
+              scenario.c_str(), static_cast<unsigned long long>(acknowledged),
+              static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicated));
+  std::fflush(stdout);
+}
+
+void report_fault_indices(const std::string& scenario, const std::vector<uint64_t>& indices,
+                          uint64_t acknowledged) {
+  std::set<uint64_t> seen;
+  uint64_t duplicated = 0;
+  for (uint64_t i : indices) duplicated += seen.insert(i).second ? 0 : 1;
+  uint64_t lost = 0;
+  for (uint64_t i = 0; i < acknowledged; ++i) lost += seen.count(i) == 0 ? 1 : 0;
+  report_fault(scenario, acknowledged, lost, duplicated);
 }
 
 }  // namespace ringlog::testkit

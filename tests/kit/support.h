@@ -11,6 +11,7 @@
 // deadline, run_command() waits for the command's output to end.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,6 +48,16 @@ std::string read_file(const std::string& path);
 
 // Prints the last `lines` lines of every *.log file in `dir` to stderr.
 void print_log_tails(const std::string& dir, int lines);
+
+// The machine-readable line of a fault scenario, which
+// tools/fault_report.sh adds up over runs:
+//   FAULT_RESULT scenario=NAME acknowledged=N lost=N duplicated=N
+void report_fault(const std::string& scenario, uint64_t acknowledged, uint64_t lost,
+                  uint64_t duplicated);
+// The same from what a replay returned: `indices` are the event indices
+// found in the log, [0, acknowledged) the acknowledged ones.
+void report_fault_indices(const std::string& scenario, const std::vector<uint64_t>& indices,
+                          uint64_t acknowledged);
 
 struct CommandOptions {
   std::string input{};                         // the command's stdin
