@@ -247,7 +247,7 @@ TEST_F(FailoverIdempotence, NewPrimaryRecognizesBatchReplicatedBeforePromotion) 
   absl::StatusOr<std::vector<Replayed>> ev = replay_all("B");
   ASSERT_TRUE(ev.ok()) << ev.status();
   EXPECT_TRUE(exactly_once_in_order(*ev, kData, 10));
-  report_fault("resent_batch_after_failover", *ev, kData, 10);
+  report_fault("batch_resent_to_new_primary", *ev, kData, 10);
 }
 
 // Scenario: one primary takes a batch (producer "prod-3", seq 1) and is
@@ -316,6 +316,7 @@ TEST_F(FailoverIdempotence, ResentBatchKnownFromTheLogIsAnsweredOnceCommitted) {
   absl::StatusOr<std::vector<Replayed>> ev = replay_all("B");
   ASSERT_TRUE(ev.ok()) << ev.status();
   EXPECT_TRUE(exactly_once_in_order(*ev, kData, 10));
+  report_fault("lagging_replica_failover_resent_batch", *ev, kData, 10);
 }
 
 }  // namespace
