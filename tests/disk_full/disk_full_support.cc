@@ -188,31 +188,9 @@ std::string health(const std::string& address, const std::string& service) {
 }
 
 std::map<std::string, double> metrics(int port) {
-  std::map<std::string, double> out;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  std::string resp;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
-      char buf[4096];
-      for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) resp.append(buf, static_cast<size_t>(n));
-    }
-  }
-  close(fd);
-  EXPECT_TRUE(resp.starts_with("HTTP/1.1 200")) << "GET /metrics on port " << port << ": " << resp;
-  // "name{labels} value" per sample, keyed by what precedes the value.
-  for (absl::string_view line : absl::StrSplit(resp, '\n', absl::SkipEmpty())) {
-    const size_t sp = line.rfind(' ');
-    double v = 0;
-    if (line[0] != '#' && sp != absl::string_view::npos && absl::SimpleAtod(line.substr(sp + 1), &v)) {
-      out[std::string(line.substr(0, sp))] = v;
-    }
-  }
-  return out;
+  const std::string body = testkit::http_get(port, "/metrics");
+  EXPECT_FALSE(body.empty()) << "GET /metrics on port " << port << " failed";
+  return testkit::parse_metrics(body);
 }
 
 size_t count_lines(const std::string& text, const std::string& needle) {

@@ -23,47 +23,8 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kData = 1;
 
-// GET http://127.0.0.1:port/path with curl (a real HTTP client); without
-// curl, with a plain HTTP/1.0 request on a socket. The body, or "" on failure.
-std::string http_get(int port, const std::string& path) {
-  const std::string url = absl::StrCat("http://127.0.0.1:", port, path);
-  if (access("/usr/bin/curl", X_OK) == 0) {
-    const CommandResult r = run_command(
-        {"/usr/bin/curl", "-sS", "--fail", "--max-time", "10", url}, {.merge_output = true});
-    return r.exit_code == 0 ? r.out : "";
-  }
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  std::string resp;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
-      char buf[4096];
-      for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) resp.append(buf, static_cast<size_t>(n));
-    }
-  }
-  close(fd);
-  const size_t body = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.1 200", 0) != 0 && resp.rfind("HTTP/1.0 200", 0) != 0) return "";
-  return body == std::string::npos ? "" : resp.substr(body + 4);
-}
-
-// Prometheus text format: "name{labels} value" per sample, keyed by what
-// precedes the value.
-std::map<std::string, double> parse_metrics(const std::string& text) {
-  std::map<std::string, double> out;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    if (line[0] == '#') continue;
-    const size_t sp = line.rfind(' ');
-    if (sp == absl::string_view::npos) continue;
-    double v = 0;
-    if (absl::SimpleAtod(line.substr(sp + 1), &v)) out[std::string(line.substr(0, sp))] = v;
-  }
-  return out;
-}
+using testkit::http_get;
+using testkit::parse_metrics;
 
 class OpsMetrics : public FailoverTest {
  protected:

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,13 @@ std::string read_file(const std::string& path);
 
 // Prints the last `lines` lines of every *.log file in `dir` to stderr.
 void print_log_tails(const std::string& dir, int lines);
+
+// GET http://127.0.0.1:port/path with curl (a real HTTP client); without
+// curl, with a plain HTTP/1.0 request on a socket. The body, or "" on failure.
+std::string http_get(int port, const std::string& path);
+// Prometheus text format: "name{labels} value" per sample, keyed by what
+// precedes the value.
+std::map<std::string, double> parse_metrics(const std::string& text);
 
 // The machine-readable line of a fault scenario, which
 // tools/fault_report.sh adds up over runs:
