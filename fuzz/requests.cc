@@ -74,9 +74,8 @@ void append_request(const ringlog::v1::AppendRequest& req) {
 void replay_request(const ringlog::v1::ReplayRequest& req) {
   absl::StatusOr<ringlog::ReplayPlan> plan = ringlog::plan_replay(req);
   if (!plan.ok()) return;
-  if (plan->max_bytes < ringlog::kMaxRecordSize || plan->max_bytes > ringlog::kReplayMaxBatchBytes) {
-    std::abort();
-  }
+  // Any size from one byte (then one record per response) to the cap.
+  if (plan->max_bytes == 0 || plan->max_bytes > ringlog::kReplayMaxBatchBytes) std::abort();
   const SegmentedLog& log = *primary().log;
   const uint64_t commit = log.end().offset;
   absl::StatusOr<LogPosition> from = ringlog::replay_start(log, commit, req);
