@@ -32,6 +32,10 @@ void AppendReactor::OnReadDone(bool ok) {
     return;
   }
   const uint64_t index = batches_++;
+  if (absl::Status s = parse_frame_locked(index); !s.ok()) {
+    refuse_locked(std::move(s));
+    return;
+  }
   std::string* records = req_.mutable_records();
   const ByteSpan span(reinterpret_cast<const std::byte*>(records->data()), records->size());
   absl::StatusOr<size_t> count = validate_records(span, node_->options().max_request_bytes);
@@ -46,7 +50,7 @@ void AppendReactor::OnReadDone(bool ok) {
         kMaxProducerIdBytes)));
     return;
   }
-  if (req_.expected_epoch() != 0 && req_.expected_epoch() != node_->epoch()) {
+  if (req_.has_expected_epoch() && req_.expected_epoch() != node_->epoch()) {
     refuse_locked(absl::FailedPreconditionError(absl::StrFormat(
         "batch %d expects epoch %d but this node is in epoch %d", index, req_.expected_epoch(),
         node_->epoch())));
@@ -64,6 +68,25 @@ void AppendReactor::OnReadDone(bool ok) {
       order_);
   records->clear();
   advance_locked();
+}
+
+absl::Status AppendReactor::parse_frame_locked(uint64_t index) {
+  // A request holds its records and a few small fields; one far larger is
+  // refused before it is parsed, with the words validate_records() uses.
+  const size_t limit = node_->options().max_request_bytes;
+  const size_t frame = req_buf_.Length();
+  if (frame > limit + kFrameOverhead) {
+    req_buf_.Clear();
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "batch %d refused: a request of %d bytes is over the limit of %d bytes "
+        "(--max_batch_bytes)",
+        index, frame, limit));
+  }
+  if (!grpc::SerializationTraits<v1::AppendRequest>::Deserialize(&req_buf_, &req_).ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "message %d of the stream (%d bytes) is not an AppendRequest", index, frame));
+  }
+  return absl::OkStatus();
 }
 
 void AppendReactor::on_result(uint64_t index, uint64_t batch_id, size_t bytes,
@@ -138,15 +161,18 @@ void AppendReactor::refuse_locked(absl::Status s) {
 void AppendReactor::advance_locked() {
   if (finished_) return;
   if (!writing_ && !acks_.empty()) {
-    resp_ = std::move(acks_.front());
+    resp_buf_.Clear();  // Serialize wants an empty buffer
+    bool own;
+    (void)grpc::SerializationTraits<v1::AppendResponse>::Serialize(acks_.front(), &resp_buf_,
+                                                                 &own);
     acks_.pop_front();
     writing_ = true;
-    StartWrite(&resp_);
+    StartWrite(&resp_buf_);
   }
   if (!reading_ && !read_closed_ && in_flight_bytes_ < kMaxInFlightBytes &&
       in_flight_ < kMaxInFlightBatches) {
     reading_ = true;
-    StartRead(&req_);
+    StartRead(&req_buf_);
   }
   if (read_closed_ && in_flight_ == 0 && acks_.empty() && !writing_) {
     finished_ = true;

@@ -8,6 +8,10 @@
 // before it are acknowledged, those after it are refused or, if they were
 // stored, not acknowledged on this stream (a resend with the same producer
 // id and seq is answered as a duplicate).
+//
+// The method is served raw (ByteBuffers): a frame that is not an
+// AppendRequest, or one over the size limit, is refused here with
+// INVALID_ARGUMENT, where a typed read would only see the call end.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +26,7 @@
 
 namespace ringlog {
 
-class AppendReactor final
-    : public grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse> {
+class AppendReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `ctx` is the call's: a "not the primary" answer puts its redirect there.
   AppendReactor(Node* node, grpc::CallbackServerContext* ctx);
@@ -36,6 +39,9 @@ class AppendReactor final
  private:
   static constexpr size_t kMaxInFlightBytes = size_t{64} << 20;
   static constexpr size_t kMaxInFlightBatches = 1024;
+  // Room for an AppendRequest's fields besides its records: a request
+  // larger than the records' limit by more is refused unparsed.
+  static constexpr size_t kFrameOverhead = size_t{64} << 10;
 
   void on_result(uint64_t index, uint64_t batch_id, size_t bytes, absl::StatusOr<CommitResult> r);
   // With mu_ held: start the next read or write, or finish, as the state allows.
@@ -43,12 +49,15 @@ class AppendReactor final
   void fail_locked(absl::Status s);
   // A batch refused while reading: fail, and finish if nothing is in flight.
   void refuse_locked(absl::Status s);
+  // The frame just read: its request in req_, or why it is refused.
+  absl::Status parse_frame_locked(uint64_t index);
 
   Node* node_;
   grpc::CallbackServerContext* ctx_;
   std::mutex mu_;
-  v1::AppendRequest req_;
-  v1::AppendResponse resp_;              // the write in flight
+  grpc::ByteBuffer req_buf_;             // the read in flight
+  v1::AppendRequest req_;                // req_buf_, parsed
+  grpc::ByteBuffer resp_buf_;            // the write in flight
   std::deque<v1::AppendResponse> acks_;  // waiting to be written
   bool reading_ = false;
   bool writing_ = false;

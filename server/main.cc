@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <climits>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -95,7 +96,11 @@ absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
   // gRPC binds with SO_REUSEPORT by default: a second node started on the
   // same port would start too, and calls would split between the two.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(o.max_request_bytes + (64 << 10)));
+  // No transport limit below what protobuf can encode: the reactors refuse
+  // an oversized request themselves, with INVALID_ARGUMENT naming the limit
+  // (gRPC's own check answers RESOURCE_EXHAUSTED, which means a full disk
+  // here). A message is buffered whole before that check either way.
+  builder.SetMaxReceiveMessageSize(INT_MAX);
   builder.SetMaxSendMessageSize(64 << 20);
   // Several batches in flight per stream before HTTP/2 flow control waits.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
@@ -115,7 +120,11 @@ absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
   builder.RegisterService(&s->admin);
   builder.RegisterService(&s->replication);
   s->server = builder.BuildAndStart();
-  if (!s->server || s->port == 0) return absl::UnavailableError("cannot listen on " + o.listen);
+  if (!s->server || s->port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", o.listen,
+        ": the port is in use (another ringlogd?) or the address is not this host's"));
+  }
   return s;
 }
 
@@ -240,12 +249,13 @@ int main(int argc, char** argv) {
     metrics = std::move(*m);
     spdlog::info("metrics on http://{}/metrics (port {})", o->metrics_listen, metrics->port());
   }
-  // The health service: "" says the node serves (replays, status,
-  // replication) until it stops; kAppendHealthService says whether it takes
-  // appends now (the primary, with room to store; see docs/errors.md).
+  // The health service: "" says the process serves until it stops; the
+  // others follow the node's role and state (services.h).
   grpc::HealthCheckServiceInterface* health = (*serving)->server->GetHealthCheckService();
-  (*node)->set_write_ready_listener([health](bool ready) {
-    health->SetServingStatus(ringlog::kAppendHealthService, ready);
+  (*node)->set_health_listener([health](const ringlog::NodeHealth& h) {
+    health->SetServingStatus(ringlog::kReplayHealthService, h.replay);
+    health->SetServingStatus(ringlog::kAppendHealthService, h.append);
+    health->SetServingStatus(ringlog::kReplicationHealthService, h.replication);
   });
   if (!o->port_file.empty()) write_port_file(o->port_file, (*serving)->port);
 

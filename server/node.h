@@ -89,6 +89,14 @@ struct NodeCounters {
 
 enum class StreamKind { kAppend, kReplay };
 
+// What a node can do now, service by service (see kHealthServices).
+struct NodeHealth {
+  bool append = false;       // takes appends: write_ready()
+  bool replay = false;       // serves replays of a current log (the health of EventLog)
+  bool replication = false;  // can be followed: a primary with its log whole
+  bool operator==(const NodeHealth&) const = default;
+};
+
 class Node {
  public:
   static absl::StatusOr<std::unique_ptr<Node>> Open(const NodeOptions& options,
@@ -157,12 +165,15 @@ class Node {
   // A replica that asked to follow a primary with lost records: a candidate
   // to promote in its place.
   void note_replica_candidate(const std::string& address, uint64_t log_end);
-  // ---- Storage (node_storage.cc) ----
+  // ---- Storage and health (node_storage.cc) ----
   // Whether appends are taken now: the primary, not stopping, its disk
-  // storing, and enough replicas able to store. `fn` runs now and on each
-  // change (on the node's ticker thread, until close()).
-  void set_write_ready_listener(std::function<void(bool)> fn);
+  // storing, and enough replicas able to store.
   bool write_ready() const { return compute_write_ready(); }
+  // What the node can do now, as the health service tells it (services.h).
+  // `fn` runs now and on each change (on the node's ticker thread, within
+  // its 100 ms tick, until close()).
+  NodeHealth health() const;
+  void set_health_listener(std::function<void(const NodeHealth&)> fn);
 
   // ---- Status ----
   void fill_status(v1::NodeStatus* out) const;
@@ -279,9 +290,9 @@ class Node {
   std::weak_ptr<Pipeline> watched_pipeline_;  // the term whose stalls are counted below
   uint64_t stalls_seen_ = 0;
   bool in_stall_ = false;
-  std::mutex ready_mu_;
-  std::function<void(bool)> ready_listener_;  // guarded by ready_mu_
-  bool ready_ = false;                        // guarded by ready_mu_: what it was last told
+  std::mutex health_mu_;
+  std::function<void(const NodeHealth&)> health_listener_;  // guarded by health_mu_
+  NodeHealth health_;  // guarded by health_mu_: what the listener was last told
   // Counters of finished primary terms.
   mutable std::mutex counters_mu_;
   NodeCounters past_;

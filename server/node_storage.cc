@@ -59,11 +59,11 @@ void Node::replica_storage(const std::string& replica_id, const std::string& rep
 void Node::storage_watch(absl::Time now) {
   watch_own_disk(pipeline());
   watch_replicas(now);
-  const bool ready = compute_write_ready();
-  std::lock_guard l(ready_mu_);
-  if (ready == ready_) return;
-  ready_ = ready;
-  if (ready_listener_) ready_listener_(ready);
+  const NodeHealth now_health = health();
+  std::lock_guard l(health_mu_);
+  if (now_health == health_) return;
+  health_ = now_health;
+  if (health_listener_) health_listener_(now_health);
 }
 
 void Node::watch_own_disk(const std::shared_ptr<Pipeline>& pl) {
@@ -162,11 +162,28 @@ bool Node::compute_write_ready() const {
   return pl && !pl->stall().stalled;
 }
 
-void Node::set_write_ready_listener(std::function<void(bool)> fn) {
-  std::lock_guard l(ready_mu_);
-  ready_listener_ = std::move(fn);
-  ready_ = compute_write_ready();
-  if (ready_listener_) ready_listener_(ready_);
+NodeHealth Node::health() const {
+  NodeHealth h;
+  if (stopping() || log_->lost()) return h;  // lost records: see node_loss.cc
+  h.append = compute_write_ready();
+  if (role() == Role::kPrimary) {
+    h.replay = true;
+    h.replication = true;
+    return h;
+  }
+  // A replica's replays are current while it streams from a primary: not
+  // while it connects, catches up, or knows no primary (its primary gone).
+  std::lock_guard rl(role_mu_);
+  h.replay = follower_ != nullptr && follower_->state() == FollowerState::kStreaming &&
+             !follower_->primary().empty();
+  return h;
+}
+
+void Node::set_health_listener(std::function<void(const NodeHealth&)> fn) {
+  std::lock_guard l(health_mu_);
+  health_listener_ = std::move(fn);
+  health_ = health();
+  if (health_listener_) health_listener_(health_);
 }
 
 void Node::fill_storage_status(v1::NodeStatus* out, const absl::Status& replica_disk,

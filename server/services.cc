@@ -1,13 +1,16 @@
 #include "services.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "append_reactor.h"
 #include "follow_reactor.h"
+#include "peers.h"
 #include "ringlog/grpc_status.h"
 #include "replay_reactor.h"
 
 namespace ringlog {
 
-grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>* EventLogService::Append(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EventLogService::Append(
     grpc::CallbackServerContext* ctx) {
   return new AppendReactor(node_, ctx);
 }
@@ -48,6 +51,31 @@ grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx
   return r;
 }
 
+namespace {
+
+// A node told to follow `primary` asks it first: a replica would never
+// serve it (and a replica's redirect may name a primary that is being
+// replaced), so following one is refused, naming whom it follows. A node
+// that does not answer is taken: it may be starting, and the follower
+// retries. Admin thread: blocks up to kTargetCheckTimeout.
+absl::StatusOr<uint64_t> check_follow_target(const std::string& primary,
+                                             const std::string& self_id) {
+  constexpr absl::Duration kTargetCheckTimeout = absl::Seconds(2);
+  std::vector<PeerStatus> answered = query_peers({primary}, self_id, kTargetCheckTimeout);
+  if (answered.empty()) return 0;
+  const v1::NodeStatus& st = answered.front().status;
+  if (st.role() == v1::ROLE_PRIMARY) return 0;
+  const std::string follows = st.primary_known()
+      ? absl::StrCat("it follows ", st.primary(), "; point this node at that primary")
+      : absl::StrCat("it knows no primary (", st.no_primary_reason(), ")");
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "%s is a replica in epoch %d, not a primary: %s (to point this node there before "
+      "promoting it, set to_be_promoted: ringlogctl follow --to-be-promoted)",
+      primary, st.epoch(), follows));
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
                                                const v1::FollowCommand* req,
                                                v1::FollowCommandResponse* resp) {
@@ -56,8 +84,11 @@ grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
     r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give the primary to follow"));
     return r;
   }
-  node_->run_admin([node = node_, ctx, r, resp, primary = req->primary(), force = req->force()] {
-    absl::StatusOr<uint64_t> e = node->follow(primary, force);
+  node_->run_admin([node = node_, ctx, r, resp, primary = req->primary(), force = req->force(),
+                    check = !req->to_be_promoted()] {
+    absl::StatusOr<uint64_t> e = check ? check_follow_target(primary, node->node_id())
+                                       : absl::StatusOr<uint64_t>(0);
+    if (e.ok()) e = node->follow(primary, force);
     if (e.ok()) resp->set_epoch(*e);
     r->Finish(to_grpc(e.status(), ctx));
   });

@@ -7,18 +7,29 @@
 
 namespace ringlog {
 
-// The health service's name for write readiness: SERVING while the node
-// takes appends (the primary, its disk and the replicas it needs able to
-// store), NOT_SERVING otherwise. The service "" is SERVING until shutdown.
+// The health service's names (grpc.health.v1; docs/operations.md):
+//   ""                          SERVING while the process serves, until it
+//                               stops (liveness);
+//   "ringlog.v1.EventLog"       SERVING while replays are current: a primary
+//                               with its log whole, or a replica streaming
+//                               from its primary (readiness of a reader);
+//   "ringlog.v1.EventLog/Append" SERVING while appends are taken: the primary,
+//                               its disk and the replicas it needs able to
+//                               store (readiness of a writer);
+//   "ringlog.v1.Replication"    SERVING while replicas can follow this node:
+//                               a primary with its log whole.
+inline constexpr char kReplayHealthService[] = "ringlog.v1.EventLog";
 inline constexpr char kAppendHealthService[] = "ringlog.v1.EventLog/Append";
+inline constexpr char kReplicationHealthService[] = "ringlog.v1.Replication";
 
-// Replay is served raw: its responses point into the log's mapping.
+// Replay is served raw: its responses point into the log's mapping. Append
+// too: its reactor parses each frame, so that a malformed one gets an error.
 class EventLogService final
     : public v1::EventLog::WithRawCallbackMethod_Replay<
-          v1::EventLog::WithCallbackMethod_Append<v1::EventLog::Service>> {
+          v1::EventLog::WithRawCallbackMethod_Append<v1::EventLog::Service>> {
  public:
   explicit EventLogService(Node* node) : node_(node) {}
-  grpc::ServerBidiReactor<v1::AppendRequest, v1::AppendResponse>* Append(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Append(
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Replay(grpc::CallbackServerContext* ctx,
                                                      const grpc::ByteBuffer* req) override;

@@ -74,13 +74,14 @@ absl::StatusOr<v1::PromoteResponse> promote(const std::string& node,
 }  // namespace
 
 absl::StatusOr<uint64_t> point_at(const std::string& node, const std::string& primary, bool force,
-                                  absl::Duration timeout) {
+                                  absl::Duration timeout, bool to_be_promoted) {
   std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(node));
   grpc::ClientContext ctx;
   ctx.set_deadline(deadline_after(timeout));
   v1::FollowCommand req;
   req.set_primary(primary);
   req.set_force(force);
+  req.set_to_be_promoted(to_be_promoted);
   v1::FollowCommandResponse resp;
   const grpc::Status s = stub->Follow(&ctx, req, &resp);
   if (!s.ok()) return from_grpc(s, ctx);
@@ -116,7 +117,8 @@ FailoverResult fail_over_to(const std::string& node, const FailoverOptions& o) {
   using Kind = FailoverStep::Kind;
   for (const auto& [replica, was] : cluster->replicas) {
     step(make_step(Kind::kPointed, replica, node,
-                   point_at(replica, node, false, o.command_timeout).status()));
+                   point_at(replica, node, false, o.command_timeout, /*to_be_promoted=*/true)
+                       .status()));
   }
   const absl::Time t0 = absl::Now();
   absl::StatusOr<v1::PromoteResponse> p = promote(node, others, o);

@@ -181,6 +181,7 @@ grpc::Status FailoverTest::follow(const std::string& name, const std::string& pr
   v1::FollowCommand req;
   req.set_primary(primary);
   req.set_force(force);
+  req.set_to_be_promoted(true);
   v1::FollowCommandResponse resp;
   return stub->Follow(&ctx, req, &resp);
 }

@@ -157,7 +157,9 @@ class FailoverTest : public ::testing::Test {
   grpc::Status promote(const std::string& name, bool force = false,
                        const std::vector<std::string>& peer_names = {},
                        v1::PromoteResponse* resp = nullptr, double* ms = nullptr);
-  // Admin.Follow: `name` follows `primary` (an address).
+  // Admin.Follow: `name` follows `primary` (an address). The tests do a
+  // failover's steps by hand, pointing replicas at a node before promoting
+  // it: each Follow says so (to_be_promoted), so `primary` may be a replica.
   grpc::Status follow(const std::string& name, const std::string& primary, bool force = false);
 
   // Appends events [first, first + count) with `tag` through a Client over

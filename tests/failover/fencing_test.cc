@@ -137,6 +137,26 @@ TEST_F(FailoverFencing, OldPrimaryWithPeersStepsDownByItself) {
   EXPECT_TRUE(files_identical("B", "C"));
 }
 
+// `ringlogctl follow` pointed at a replica (a slip of an operator) is
+// refused, naming the primary the replica follows; the node keeps its
+// primary and its replication.
+TEST_F(FailoverFencing, FollowRefusesAReplica) {
+  start_cluster({}, /*with_peers=*/false);
+  ASSERT_TRUE(append({"A"}, 0, 100, kBefore).ok());
+  ASSERT_TRUE(wait_converged("A", {"B", "C"}));
+  const CommandResult f =
+      ringlogctl({"follow", "--node=" + address("C"), "--primary=" + address("B")});
+  EXPECT_EQ(f.exit_code, 1) << f.out << f.err;
+  const std::string said = f.out + f.err;
+  EXPECT_NE(said.find(address("B") + " is a replica"), std::string::npos) << said;
+  EXPECT_NE(said.find("it follows " + address("A")), std::string::npos) << said;
+  absl::StatusOr<v1::NodeStatus> c = status("C");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->primary(), address("A"));
+  ASSERT_TRUE(append({"A"}, 100, 100, kBefore).ok());
+  EXPECT_TRUE(wait_converged("A", {"B", "C"}));
+}
+
 // Scenario: the partition made with two operator commands a moment apart, as
 // the failover drill reads: `ringlogctl follow --node C --primary B`, then
 // `ringlogctl promote --node B`. In between, C reaches B while B is still a
@@ -151,8 +171,9 @@ TEST_F(FailoverFencing, ReplicaPointedAtNewPrimaryIsNotSentBackToOldOne) {
   ASSERT_TRUE(append({"A"}, 0, 300, kBefore).ok());
   ASSERT_TRUE(wait_converged("A", {"B", "C"}));
 
-  const CommandResult f = ringlogctl({"follow", "--node=" + address("C"), "--primary=" + address("B")});
-  ASSERT_EQ(f.exit_code, 0) << f.out;
+  const CommandResult f = ringlogctl(
+      {"follow", "--node=" + address("C"), "--primary=" + address("B"), "--to_be_promoted"});
+  ASSERT_EQ(f.exit_code, 0) << f.out << f.err;
   // Until C has asked B and been told B is a replica (or has left B).
   ASSERT_TRUE(wait_until([&] {
     absl::StatusOr<v1::NodeStatus> c = status("C");

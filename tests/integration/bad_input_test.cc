@@ -122,11 +122,16 @@ std::vector<BadBatch> bad_batches() {
        [] { return valid_records((kMaxBatchBytes + 8192) / kTestRecordBytes); },
        grpc::StatusCode::INVALID_ARGUMENT,
        {"batch of 1056768 bytes is over the limit of 1048576 bytes (--max_batch_bytes)"}},
-      // Far past it: gRPC refuses the message before the service sees it.
+      // Far past it: refused unparsed, with the same code and words
+      // (RESOURCE_EXHAUSTED means a full disk, never a large request).
       {"FarOverMaxBatchBytes",
        [] { return valid_records(4 * kMaxBatchBytes / kTestRecordBytes); },
-       grpc::StatusCode::RESOURCE_EXHAUSTED,
-       {"larger than max"}},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"batch 1 refused", "over the limit of 1048576 bytes (--max_batch_bytes)"}},
+      {"FarFarOverMaxBatchBytes",
+       [] { return valid_records(40 * kMaxBatchBytes / kTestRecordBytes); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"batch 1 refused", "over the limit of 1048576 bytes (--max_batch_bytes)"}},
   };
 }
 
@@ -253,6 +258,54 @@ TEST_F(IntegrationRefusedRequest, WrongExpectedEpochIsFailedPrecondition) {
   const grpc::Status s = send_alone(req);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
   EXPECT_NE(s.error_message().find("expects epoch"), std::string::npos) << s.error_message();
+}
+
+// Fencing works from the first epoch: an expected_epoch of 0, present, is
+// checked like any other (a primary promoted once is in epoch 1).
+TEST_F(IntegrationRefusedRequest, ExpectedEpochZeroIsChecked) {
+  v1::AppendRequest req;
+  req.set_batch_id(1);
+  req.set_records(valid_records(3));
+  req.set_expected_epoch(0);
+  ASSERT_EQ(status(*client_).epoch(), 0u) << "a fresh node starts in epoch 0";
+  {
+    RawAppendStream stream(client_->channel(), kRefusalDeadline);
+    ASSERT_TRUE(stream.send(req));
+    ASSERT_TRUE(stream.wait_acks(1)) << "epoch 0 expected, epoch 0 held";
+    ASSERT_TRUE(stream.finish().ok());
+  }
+  const uint64_t appended = status(*client_).next_seq();
+  ASSERT_EQ(appended, 3u);
+  // A primary promoted again (forced) starts epoch 1.
+  grpc::ClientContext ctx;
+  v1::PromoteRequest promote;
+  promote.set_force(true);
+  v1::PromoteResponse promoted;
+  const grpc::Status ps = v1::Admin::NewStub(client_->channel())->Promote(&ctx, promote, &promoted);
+  ASSERT_TRUE(ps.ok()) << ps.error_message();
+  ASSERT_EQ(promoted.epoch(), 1u);
+  RawAppendStream stream(client_->channel(), kRefusalDeadline);
+  (void)stream.send(req);
+  const grpc::Status s = stream.finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_NE(s.error_message().find("expects epoch 0 but this node is in epoch 1"),
+            std::string::npos)
+      << s.error_message();
+  EXPECT_TRUE(stream.acks().empty());
+  EXPECT_EQ(status(*client_).log_end_offset(), promoted.start_offset()) << "nothing appended";
+}
+
+// A frame that is not an AppendRequest ends the stream with INVALID_ARGUMENT
+// (as Replay answers one), and nothing is appended.
+TEST_F(IntegrationRefusedRequest, MalformedFrameIsInvalidArgument) {
+  // Field 1 (records) declared 100 bytes long, with 3 bytes after it.
+  const GenericResult r =
+      generic_call(client_->channel(), "/ringlog.v1.EventLog/Append", std::string("\x0a\x64" "abc", 5));
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << r.status.error_message();
+  EXPECT_NE(r.status.error_message().find("is not an AppendRequest"), std::string::npos)
+      << r.status.error_message();
+  EXPECT_TRUE(r.responses.empty());
+  EXPECT_EQ(status(*client_).next_seq(), 0u);
 }
 
 TEST_F(IntegrationRefusedRequest, OverlongProducerIdIsInvalidArgument) {

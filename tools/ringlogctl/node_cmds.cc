@@ -31,9 +31,13 @@ ABSL_FLAG(bool, follow, false, "replay: keep streaming new events as they commit
 ABSL_FLAG(std::string, format, "text", "replay, dump: text, json or raw");
 ABSL_FLAG(bool, force, false, "promote: even if another replica has a longer log");
 ABSL_FLAG(std::string, primary, "", "follow: HOST:PORT of the new primary");
+ABSL_FLAG(bool, to_be_promoted, false,
+          "follow: --primary is a replica about to be promoted (the first step of a failover "
+          "done by hand); without it a --primary that is a replica is refused");
 ABSL_FLAG(std::string, service, "",
-          "health: the service to ask about: \"\" (the node serves) or "
-          "ringlog.v1.EventLog/Append (it takes appends now)");
+          "health: the service to ask about: \"\" (the node serves), ringlog.v1.EventLog "
+          "(its replays are current), ringlog.v1.EventLog/Append (it takes appends now) or "
+          "ringlog.v1.Replication (replicas can follow it)");
 
 namespace ringlog::ctl {
 namespace {
@@ -308,7 +312,8 @@ int cmd_follow() {
     return kUsage;
   }
   const std::string node = absl::GetFlag(FLAGS_node);
-  absl::StatusOr<uint64_t> epoch = point_at(node, primary, absl::GetFlag(FLAGS_force));
+  absl::StatusOr<uint64_t> epoch = point_at(node, primary, absl::GetFlag(FLAGS_force),
+                                            absl::Seconds(10), absl::GetFlag(FLAGS_to_be_promoted));
   if (!epoch.ok()) return report(epoch.status());
   std::printf("%s now follows %s (epoch %llu)\n", node.c_str(), primary.c_str(),
               static_cast<unsigned long long>(*epoch));

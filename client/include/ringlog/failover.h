@@ -77,9 +77,12 @@ struct FailoverResult {
 FailoverResult fail_over_to(const std::string& node, const FailoverOptions& options);
 
 // Admin.Follow: points `node` at `primary` (a primary steps down first).
-// `force` allows cutting records the node knows were committed. Returns the
-// node's epoch.
+// `force` allows cutting records the node knows were committed. `node`
+// refuses a `primary` that answers and is not a primary, unless
+// `to_be_promoted` (a failover points the replicas at the node it promotes
+// next). Returns the node's epoch.
 absl::StatusOr<uint64_t> point_at(const std::string& node, const std::string& primary, bool force,
-                                  absl::Duration timeout = absl::Seconds(10));
+                                  absl::Duration timeout = absl::Seconds(10),
+                                  bool to_be_promoted = false);
 
 }  // namespace ringlog
