@@ -24,7 +24,7 @@ inline constexpr int kOk = 0;
 inline constexpr int kFailed = 1;      // the node refused or failed the request
 inline constexpr int kUsage = 2;       // bad command line
 inline constexpr int kUnavailable = 3; // the node could not be reached
-inline constexpr int kDataProblem = 4; // verify found a problem
+inline constexpr int kDataProblem = 4; // verify or dump found a problem in the files
 
 // Prints "ringlogctl: <message>" to stderr and returns the exit code for `s`.
 int report(const absl::Status& s);
