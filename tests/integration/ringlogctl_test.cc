@@ -252,24 +252,28 @@ TEST_F(IntegrationCtl, UsageMistakesExit2NamingThem) {
   }
 }
 
-// Events with a printable and a binary payload and a timestamp above 2^53,
-// as JSON: 64-bit integers are strings, the payload is base64 in "payload"
-// in both, and only the printable one has "text".
+// Events with a printable payload, a binary one and one that is not UTF-8,
+// with timestamps above 2^53, as JSON: 64-bit integers are strings, the
+// payload is base64 in "payload" in each, and only the printable one has
+// "text".
 TEST_F(IntegrationCtl, ReplayAndDumpJsonFollowTheProtobufMapping) {
   std::unique_ptr<Client> client = connect(start_node());
   std::unique_ptr<Appender> a = *client->appender();
   constexpr uint64_t kTimestamp = 1'764'410'400'123'456'789;  // above 2^53
   const std::string text = "caf\xc3\xa9 au lait";
   const std::string binary("\x00\x01\xff\x80zz", 6);
+  const std::string not_utf8 = "caf\xe9 au lait";  // Latin-1: no control byte, yet not text
   ASSERT_TRUE(a->append(9, kTimestamp, as_bytes(text)).ok());
   ASSERT_TRUE(a->append(9, kTimestamp + 1, as_bytes(binary)).ok());
+  ASSERT_TRUE(a->append(9, kTimestamp + 2, as_bytes(not_utf8)).ok());
   ASSERT_TRUE(a->close().ok());
 
   auto check = [&](const std::string& out, const std::string& what) {
     const std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipEmpty());
-    ASSERT_GE(lines.size(), 2u) << what << ": " << out;
+    ASSERT_GE(lines.size(), 3u) << what << ": " << out;
     const google::protobuf::Struct first = parse_json(lines[0]);
     const google::protobuf::Struct second = parse_json(lines[1]);
+    const google::protobuf::Struct third = parse_json(lines[2]);
     EXPECT_EQ(string_field(first, "seq"), "0") << what << ": " << lines[0];
     EXPECT_EQ(string_field(second, "seq"), "1") << what << ": " << lines[1];
     EXPECT_EQ(string_field(first, "timestamp"), std::to_string(kTimestamp)) << lines[0];
@@ -279,6 +283,8 @@ TEST_F(IntegrationCtl, ReplayAndDumpJsonFollowTheProtobufMapping) {
     EXPECT_EQ(string_field(first, "text"), text) << lines[0];
     EXPECT_EQ(string_field(second, "payload"), absl::Base64Escape(binary)) << lines[1];
     EXPECT_EQ(string_field(second, "text"), "<absent>") << lines[1];
+    EXPECT_EQ(string_field(third, "payload"), absl::Base64Escape(not_utf8)) << lines[2];
+    EXPECT_EQ(string_field(third, "text"), "<absent>") << lines[2];
     EXPECT_FALSE(contains(out, "payload_base64")) << out;
   };
   const CommandResult replay = ctl({"replay", "--node=" + node().address(), "--format=json"});
