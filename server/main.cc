@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <condition_variable>
@@ -13,8 +14,12 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "config.h"
@@ -24,15 +29,111 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "metrics.h"
 #include "node.h"
+#include "ringlog/version.h"
 #include "services.h"
 #include "spdlog/spdlog.h"
 
 namespace {
 
-int fail(const std::string& msg) {
+// Exit codes: 0 stopped cleanly, 1 failed (the data directory, the port, a
+// stop that did not close cleanly), 2 bad usage (a flag, the config file or
+// the environment).
+constexpr int kFailed = 1;
+constexpr int kBadUsage = 2;
+
+int fail(const std::string& msg, int code = kFailed) {
   spdlog::critical("{}", msg);
-  return 1;
+  return code;
 }
+
+constexpr char kUsage[] =
+    "ringlogd: a ringlog node. Serves EventLog (Append, Replay), Admin and Replication over "
+    "gRPC, with the standard health service and server reflection.\n\n"
+    "Usage: ringlogd [--flag=value ...]\n"
+    "Settings come from --config=FILE (\"name = value\" lines), then RINGLOG_<NAME> in the "
+    "environment, then the command line (--name=value or --name value; --flagfile=FILE).";
+
+void print_flag(const absl::CommandLineFlag& f) {
+  const std::string def = f.DefaultValue();
+  std::printf("  --%s  (default: %s)\n      %s\n", std::string(f.Name()).c_str(),
+              def.empty() ? "\"\"" : def.c_str(), f.Help().c_str());
+}
+
+// --help: ringlogd's own flags; --helpfull: also those of the libraries it
+// links (Abseil's --flagfile, ...).
+void print_help(bool full) {
+  std::printf("%s\n\nFlags:\n", kUsage);
+  for (const absl::CommandLineFlag* f : ringlog::own_flags()) print_flag(*f);
+  if (full) {
+    std::printf("\nFlags of the libraries:\n");
+    std::vector<const absl::CommandLineFlag*> others;
+    const std::vector<absl::CommandLineFlag*> own = ringlog::own_flags();
+    for (const auto& [name, flag] : absl::GetAllFlags()) {
+      if (std::find(own.begin(), own.end(), flag) == own.end() && !flag->IsRetired()) {
+        others.push_back(flag);
+      }
+    }
+    std::sort(others.begin(), others.end(), [](const auto* a, const auto* b) {
+      return a->Name() < b->Name();
+    });
+    for (const absl::CommandLineFlag* f : others) print_flag(*f);
+  }
+  std::printf(
+      "\n  -h, --help  this help (--helpfull: the libraries' flags too)\n"
+      "  --version   the version and git revision\n\n"
+      "Exit codes: 0 stopped cleanly (SIGTERM or SIGINT), 1 failed (the data directory, the "
+      "port, a stop that did not close cleanly), 2 bad usage (a flag, the config file or the "
+      "environment).\n");
+}
+
+enum class UsageRequest { kNone, kHelp, kHelpFull, kVersion };
+
+// --help, -h, --helpfull or --version anywhere before a "--". They are
+// answered before anything else is read, so that they work whatever else the
+// command line, the config file or the environment holds.
+UsageRequest usage_request(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view a = argv[i];
+    if (a == "--") break;
+    if (a == "-h" || a == "--help" || a == "-help" || a == "--helpshort" || a == "-helpshort") {
+      return UsageRequest::kHelp;
+    }
+    if (a == "--helpfull" || a == "-helpfull") return UsageRequest::kHelpFull;
+    if (a == "--version" || a == "-version") return UsageRequest::kVersion;
+  }
+  return UsageRequest::kNone;
+}
+
+// Abseil's flag help (--helpon, --helpmatch) lists the flags of the files
+// this says; it matched none by default, since ringlogd's flags are not
+// defined in main.cc.
+void configure_abseil_usage() {
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "server/flags.cc");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.version_string = [] { return "ringlogd " + ringlog::version_string() + "\n"; };
+  absl::SetFlagsUsageConfig(config);
+}
+
+}  // namespace
+
+// Abseil's parser calls this for each mistake on the command line (an
+// unknown flag, a value a flag refuses, a flag without its value) after
+// printing it, and ends the process with exit(1) once it has read the whole
+// command line. Those are bad usage: the exit status becomes 2.
+extern "C" void ABSL_INTERNAL_C_SYMBOL(AbslInternalReportFatalUsageError)(absl::string_view) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::atexit([] {
+      std::fflush(nullptr);
+      std::_Exit(kBadUsage);
+    });
+  });
+}
+
+namespace {
 
 // Replication and replay move megabyte messages through gRPC, which
 // allocates a buffer for each one it receives or sends. By default glibc
@@ -218,18 +319,31 @@ absl::Status stop_serving(int sig, ringlog::Node* node, grpc::Server* server,
 
 int main(int argc, char** argv) {
   keep_large_buffers_on_heap();
-  absl::SetProgramUsageMessage(
-      "ringlogd: a ringlog node. Serves EventLog (Append, Replay), Admin and Replication over "
-      "gRPC, with the standard health service and server reflection.");
+  absl::SetProgramUsageMessage(kUsage);
+  configure_abseil_usage();
+  switch (usage_request(argc, argv)) {
+    case UsageRequest::kHelp:
+      print_help(false);
+      return 0;
+    case UsageRequest::kHelpFull:
+      print_help(true);
+      return 0;
+    case UsageRequest::kVersion:
+      std::printf("ringlogd %s\n", ringlog::version_string().c_str());
+      return 0;
+    case UsageRequest::kNone:
+      break;
+  }
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ ringlogd %v");
   if (absl::Status s = ringlog::parse_flags(argc, argv, ringlog::own_flags()); !s.ok()) {
-    return fail(s.ToString());
+    return fail(s.ToString(), kBadUsage);
   }
   absl::StatusOr<ringlog::DaemonOptions> o = ringlog::daemon_options_from_flags();
-  if (!o.ok()) return fail(std::string(o.status().message()));
+  if (!o.ok()) return fail(std::string(o.status().message()), kBadUsage);
   spdlog::set_level(spdlog::level::from_str(o->log_level));
   const sigset_t signals = block_stop_signals();
-  spdlog::info("starting with {}", ringlog::describe_own_flags());
+  spdlog::info("ringlogd {} starting with {}", ringlog::version_string(),
+               ringlog::describe_own_flags());
 
   absl::StatusOr<std::unique_ptr<ringlog::Node>> node = open_node(o->node);
   if (!node.ok()) return fail(std::string(node.status().message()));

@@ -3,6 +3,7 @@
 
 #include "absl/time/clock.h"
 #include "node.h"
+#include "ringlog/version.h"
 
 namespace ringlog {
 
@@ -11,6 +12,7 @@ void Node::fill_status(v1::NodeStatus* out) const {
   out->set_node_id(node_id_);
   out->set_epoch(epoch());
   out->set_listen(advertise());
+  out->set_version(version_string());
   const LogPosition start = log_->start();
   const LogPosition end = log_->end();
   out->set_log_start_offset(start.offset);

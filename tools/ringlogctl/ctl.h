@@ -1,11 +1,16 @@
 // ringlogctl: shared pieces of the subcommands.
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "ringlog/client.h"
 
 ABSL_DECLARE_FLAG(std::string, node);
 ABSL_DECLARE_FLAG(std::string, nodes);
@@ -19,15 +24,23 @@ inline constexpr int kOk = 0;
 inline constexpr int kFailed = 1;      // the node refused or failed the request
 inline constexpr int kUsage = 2;       // bad command line
 inline constexpr int kUnavailable = 3; // the node could not be reached
-inline constexpr int kDataProblem = 4; // verify found a problem
+inline constexpr int kDataProblem = 4; // verify or dump found a problem in the files
 
 // Prints "ringlogctl: <message>" to stderr and returns the exit code for `s`.
 int report(const absl::Status& s);
-// Same, for a mistake on the command line: kUsage.
+// Prints "ringlogctl: <message>" for a mistake on the command line and
+// returns kUsage.
 inline int report_usage(const absl::Status& s) {
-  report(s);
+  std::fprintf(stderr, "ringlogctl: %s\n", std::string(s.message()).c_str());
   return kUsage;
 }
+
+// The node's status, or why it cannot be had: UNAVAILABLE at once when the
+// connection is refused, DEADLINE_EXCEEDED when the node does not answer in
+// time (both exit kUnavailable).
+absl::StatusOr<v1::NodeStatus> node_status(const std::string& node);
+// A client of `node`, failing as fast as node_status().
+absl::StatusOr<std::unique_ptr<Client>> connect(const std::string& node);
 
 int cmd_status();
 int cmd_append();

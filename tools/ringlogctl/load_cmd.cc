@@ -14,14 +14,15 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "ctl.h"
 #include "ringlog/client.h"
 
-ABSL_FLAG(uint64_t, rate, 10000, "load: events per second");
-ABSL_FLAG(uint32_t, payload, 64, "load: payload bytes (at least 8)");
-ABSL_FLAG(double, seconds, 0, "load: stop after this long (0: until Ctrl+C)");
+ABSL_FLAG(uint64_t, rate, 10000, "events per second");
+ABSL_FLAG(uint32_t, payload, 64, "payload bytes (at least 8)");
+ABSL_FLAG(double, seconds, 0, "stop after this many seconds (0: at Ctrl+C)");
 
 namespace ringlog::ctl {
 namespace {
@@ -56,8 +57,26 @@ int cmd_load() {
   const uint64_t rate = std::max<uint64_t>(1, absl::GetFlag(FLAGS_rate));
   const uint32_t payload_len = std::max<uint32_t>(8, absl::GetFlag(FLAGS_payload));
   const double seconds = absl::GetFlag(FLAGS_seconds);
+  // Client::Connect waits for each node in turn for its whole timeout, even
+  // one that refuses the connection at once: put first those that answer
+  // now, and give up at once when none does.
+  std::vector<std::string> answering;
+  std::vector<std::string> silent;
+  absl::Status first_error;
+  for (const std::string& n : nodes) {
+    if (absl::StatusOr<v1::NodeStatus> st = node_status(n); st.ok()) {
+      answering.push_back(n);
+    } else {
+      silent.push_back(n);
+      if (first_error.ok()) {
+        first_error = absl::Status(st.status().code(), absl::StrCat(n, ": ", st.status().message()));
+      }
+    }
+  }
+  if (answering.empty()) return report(first_error);
   ClientOptions o;
-  o.endpoints = nodes;
+  o.endpoints = answering;
+  o.endpoints.insert(o.endpoints.end(), silent.begin(), silent.end());
   o.batch_bytes = std::min<size_t>(size_t{1} << 20, std::max<size_t>(4096, rate * 80 / 100));
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(o);
   if (!c.ok()) return report(c.status());

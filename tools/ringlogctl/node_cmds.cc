@@ -1,12 +1,15 @@
 // ringlogctl commands that talk to a node: status, append, replay, promote, follow.
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -18,36 +21,63 @@
 #include "ringlog/failover.h"
 #include "ringlog/grpc_status.h"
 
-ABSL_FLAG(uint32_t, type, 0, "append: event type of every event (0-255)");
-ABSL_FLAG(std::string, input, "lines", "append: lines (each line an event) or jsonl (each line a JSON value)");
-ABSL_FLAG(int64_t, from_seq, -1, "replay, dump: start at this seq");
-ABSL_FLAG(std::string, from_time, "", "replay: start at the first event at or after this time "
-                                      "(RFC 3339, or ns since the Unix epoch)");
-ABSL_FLAG(bool, from_start, false, "replay: start at the oldest event (the default)");
-ABSL_FLAG(bool, from_end, false, "replay: only events committed from now on");
-ABSL_FLAG(std::string, types, "", "replay: only these event types, comma-separated");
-ABSL_FLAG(uint64_t, limit, 0, "replay, dump: stop after this many events (0: no limit)");
-ABSL_FLAG(bool, follow, false, "replay: keep streaming new events as they commit");
-ABSL_FLAG(std::string, format, "text", "replay, dump: text, json or raw");
-ABSL_FLAG(bool, force, false, "promote: even if another replica has a longer log");
-ABSL_FLAG(std::string, primary, "", "follow: HOST:PORT of the new primary");
+ABSL_FLAG(uint32_t, type, 0, "the event type of every event (0-255)");
+ABSL_FLAG(std::string, input, "lines", "lines (each line an event) or jsonl (each line a JSON value)");
+ABSL_FLAG(int64_t, from_seq, -1, "start at the event with this seq");
+ABSL_FLAG(std::string, from_time, "", "start at the first event at or after this time (RFC 3339, "
+                                      "e.g. 2026-11-27T10:00:00Z, or ns since the Unix epoch)");
+ABSL_FLAG(bool, from_start, false, "start at the oldest event (the default)");
+ABSL_FLAG(bool, from_end, false, "only events committed from now on");
+ABSL_FLAG(std::string, types, "", "only these event types, comma-separated");
+ABSL_FLAG(uint64_t, limit, 0, "stop after this many events (0: no limit)");
+ABSL_FLAG(bool, follow, false, "keep printing new events as they commit, like tail -f");
+ABSL_FLAG(std::string, format, "text", "text (one line per event), json (one object per line) or raw (the records)");
+ABSL_FLAG(bool, force, false, "even if another replica has a longer log");
+ABSL_FLAG(std::string, primary, "", "the new primary");
 ABSL_FLAG(bool, to_be_promoted, false,
-          "follow: --primary is a replica about to be promoted (the first step of a failover "
-          "done by hand); without it a --primary that is a replica is refused");
+          "--primary is a replica about to be promoted (the first step of a failover done by "
+          "hand); without it a --primary that is a replica is refused");
 ABSL_FLAG(std::string, service, "",
-          "health: the service to ask about: \"\" (the node serves), ringlog.v1.EventLog "
-          "(its replays are current), ringlog.v1.EventLog/Append (it takes appends now) or "
+          "the service to ask about: \"\" (the node serves), ringlog.v1.EventLog (its "
+          "replays are current), ringlog.v1.EventLog/Append (it takes appends now) or "
           "ringlog.v1.Replication (replicas can follow it)");
 
 namespace ringlog::ctl {
 namespace {
 
+// How long a node may take to answer a call before it counts as unreachable.
+constexpr absl::Duration kCallTimeout = absl::Seconds(3);
+
+}  // namespace
+
+absl::StatusOr<v1::NodeStatus> node_status(const std::string& node) {
+  // A call that does not wait for the channel to be ready fails as soon as
+  // the connection is refused, with gRPC's reason, instead of waiting out
+  // the timeout while gRPC tries to connect again; a node that accepts the
+  // connection but is slow to answer still has kCallTimeout.
+  std::unique_ptr<v1::Admin::Stub> stub = v1::Admin::NewStub(make_channel(node));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(kCallTimeout));
+  v1::NodeStatus out;
+  if (const grpc::Status s = stub->GetStatus(&ctx, v1::GetStatusRequest(), &out); !s.ok()) {
+    return from_grpc(s);
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<Client>> connect(const std::string& node) {
+  // Client::Connect waits for a connection for its whole timeout, even one
+  // refused at once: ask for the node's status first, which fails fast.
+  if (absl::StatusOr<v1::NodeStatus> st = node_status(node); !st.ok()) {
+    return absl::Status(st.status().code(), absl::StrCat(node, ": ", st.status().message()));
+  }
   ClientOptions o;
   o.endpoints = {node};
-  o.connect_timeout = absl::Seconds(3);
+  o.connect_timeout = kCallTimeout;
   return Client::Connect(o);
 }
+
+namespace {
 
 const char* role_name(v1::Role r) {
   switch (r) {
@@ -93,17 +123,12 @@ int cmd_status() {
                 "END_OFFSET", "COMMIT", "DURABLE", "NEXT_SEQ", "SEGS", "STATE");
   }
   for (const std::string& node : nodes) {
-    absl::StatusOr<v1::NodeStatus> st = absl::UnavailableError("unreachable");
-    if (absl::StatusOr<std::unique_ptr<Client>> c = connect(node); c.ok()) {
-      st = (*c)->status(absl::Seconds(3));
-    } else {
-      st = c.status();
-    }
+    const absl::StatusOr<v1::NodeStatus> st = node_status(node);
     if (!st.ok()) {
       rc = kUnavailable;
       if (json) {
-        std::printf("{\"node\":\"%s\",\"error\":\"%s\"}\n", node.c_str(),
-                    std::string(st.status().message()).c_str());
+        std::printf("{\"node\":%s,\"error\":%s}\n", json_string(node).c_str(),
+                    json_string(st.status().message()).c_str());
       } else {
         std::printf("%-22s %-8s %s\n", node.c_str(), "down", std::string(st.status().message()).c_str());
       }
@@ -114,7 +139,7 @@ int cmd_status() {
       google::protobuf::util::JsonPrintOptions po;
       po.always_print_primitive_fields = true;
       (void)google::protobuf::util::MessageToJsonString(*st, &out, po);
-      std::printf("{\"node\":\"%s\",\"status\":%s}\n", node.c_str(), out.c_str());
+      std::printf("{\"node\":%s,\"status\":%s}\n", json_string(node).c_str(), out.c_str());
       continue;
     }
     std::string state;
@@ -246,8 +271,17 @@ int cmd_replay() {
   absl::StatusOr<std::unique_ptr<Client>> c = connect(absl::GetFlag(FLAGS_node));
   if (!c.ok()) return report(c.status());
   std::unique_ptr<Replayer> rp = (*c)->replay(r);
+  // Without a type filter, a node sends every event from where the replay
+  // starts, leaving out only control records (log metadata, see
+  // docs/format.md), whose seqs it skips: say so where seqs jump, so that
+  // nobody takes the jump for lost events.
+  const bool every_event = r.event_types.empty();
+  std::optional<uint64_t> expected = r.from_seq;
   while (std::optional<ReplayEvent> ev = rp->next()) {
-    print_event(stdout, f, ev->seq, ev->view);
+    std::optional<SeqRange> skipped;
+    if (every_event && expected && ev->seq > *expected) skipped = SeqRange{*expected, ev->seq - 1};
+    print_event(stdout, f, ev->seq, ev->view, skipped ? &*skipped : nullptr);
+    expected = ev->seq + 1;
     if (r.follow) std::fflush(stdout);
   }
   std::fflush(stdout);
