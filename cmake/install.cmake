@@ -38,8 +38,8 @@ configure_package_config_file(cmake/ringlogConfig.cmake.in
 # 0.x: a minor version may break what the one before offered.
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/ringlogConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
-install(FILES ${PROJECT_BINARY_DIR}/ringlogConfig.cmake ${PROJECT_BINARY_DIR}/ringlogConfigVersion.cmake
-  DESTINATION ${RINGLOG_CMAKE_DIR})
+install(FILES ${PROJECT_BINARY_DIR}/ringlogConfig.cmake
+  ${PROJECT_BINARY_DIR}/ringlogConfigVersion.cmake DESTINATION ${RINGLOG_CMAKE_DIR})
 
 # pkg-config files find the prefix from where they are (${pcfiledir}), so
 # they hold wherever `cmake --install --prefix` puts them. A static library

@@ -50,7 +50,10 @@ cmake --build "$work/find" -j "$jobs" >/dev/null
   >"$work/node.log" 2>&1 &
 echo $! >"$work/pid"
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-"$work/find/embed_client" "127.0.0.1:$(cat "$work/port")"
+"$work/find/embed_client" "127.0.0.1:$(cat "$work/port")" || {
+  tail -n 20 "$work/node.log"
+  exit 1
+}
 kill -TERM "$(cat "$work/pid")"
 wait "$(cat "$work/pid")"
 rm "$work/pid"
