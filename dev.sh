@@ -52,6 +52,10 @@ test_all() {
   echo "== Fault suite (ctest -L fault)"
   ctest --test-dir "$BUILD" -j "$JOBS" --output-on-failure --timeout 600 -L fault || failed=1
   [ "$failed" -eq 0 ] || return 1
+  # The library as other projects use it: installed (CMake package and
+  # pkg-config) and through add_subdirectory, with README.md's example.
+  echo "== Package (tools/check_package.sh)"
+  RINGLOG_JOBS="$JOBS" tools/check_package.sh "$BUILD"
   # The lock-free ring, the pipeline and the log again under ThreadSanitizer.
   local tsan="$BUILD-tsan" t
   # Every SegmentedLog test runs the log's preparer thread beside the writer;
