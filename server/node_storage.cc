@@ -57,6 +57,10 @@ void Node::replica_storage(const std::string& replica_id, const std::string& rep
 }
 
 void Node::storage_watch(absl::Time now) {
+  // A commit offset noted within a millisecond of the last checkpoint write
+  // waits for the next one: write it now, so that a replica restarted after
+  // a crash knows its commit offset (a replay --from-end starts there).
+  log_->write_pending_checkpoint();
   watch_own_disk(pipeline());
   watch_replicas(now);
   const NodeHealth now_health = health();

@@ -336,6 +336,11 @@ void SegmentedLog::note_committed(uint64_t offset) {
   (void)write_checkpoint_locked(/*force=*/false, /*sync=*/false);  // a failed write is retried
 }
 
+void SegmentedLog::write_pending_checkpoint() {
+  std::lock_guard l(ckpt_mu_);
+  if (ckpt_dirty_) (void)write_checkpoint_locked(/*force=*/true, /*sync=*/false);  // retried
+}
+
 absl::Status SegmentedLog::accept_loss() {
   std::lock_guard l(ckpt_mu_);
   const LogPosition start = start_.load();

@@ -309,5 +309,49 @@ TEST_F(IntegrationReplayFilters, FromEndSeesOnlyNewEvents) {
   EXPECT_TRUE(absl::IsCancelled(follow.stop()));
 }
 
+// A replica restarted (its data directory knows the commit offset) serves
+// from_end from the end: an operator's `replay --from-end --follow` on it
+// prints the events appended after the call, none of the old ones.
+class IntegrationReplicaReplay : public NodeTest {};
+
+TEST_F(IntegrationReplicaReplay, FromEndOnARestartedReplicaSendsOnlyNewEvents) {
+  constexpr uint64_t kOld = 20000;
+  constexpr uint64_t kNew = 10;
+  const std::string primary_address = start_node({"--role=primary"}, 0).address();
+  std::unique_ptr<Client> primary = connect(node(0));
+  const std::vector<std::string> replica_flags = {"--role=replica", "--primary=" + primary_address};
+  start_node(replica_flags, 1);
+  append_numbered(*primary, 0, 0, kOld);
+  const uint64_t commit = status(*primary).commit_offset();
+  {
+    std::unique_ptr<Client> replica = connect(node(1));
+    ASSERT_TRUE(wait_until([&] { return status(*replica).commit_offset() == commit; }));
+  }
+  ASSERT_EQ(*node(1).stop(SIGTERM), 0);
+
+  std::unique_ptr<Client> replica = connect(start_node(replica_flags, 1));
+  ReplayOptions o;
+  o.from_end = true;
+  o.follow = true;
+  BackgroundReplay follow(*replica, o);
+  ASSERT_TRUE(wait_until([&] { return status(*replica).active_replay_streams() == 1; }));
+  append_numbered(*primary, 0, kOld, kNew);
+  ASSERT_TRUE(wait_until([&] {
+    const std::vector<ReplayedEvent> ev = follow.events();
+    uint64_t stream = 0;
+    uint64_t index = 0;
+    return !ev.empty() && parse_test_payload(as_bytes(ev.back().payload), &stream, &index) &&
+           index == kOld + kNew - 1;
+  }));
+  const std::vector<ReplayedEvent> events = follow.events();
+  EXPECT_EQ(events.size(), kNew) << "from_end on the restarted replica sent old events";
+  uint64_t stream = 0;
+  uint64_t first_index = 0;
+  ASSERT_TRUE(parse_test_payload(as_bytes(events.front().payload), &stream, &first_index));
+  EXPECT_EQ(first_index, kOld);
+  EXPECT_TRUE(in_order_from(events, first_index));
+  EXPECT_TRUE(absl::IsCancelled(follow.stop()));
+}
+
 }  // namespace
 }  // namespace ringlog::testing

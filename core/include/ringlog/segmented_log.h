@@ -169,6 +169,10 @@ class SegmentedLog {
   // Everything below `offset` is committed (acknowledged to clients): kept
   // in the checkpoint, written at most once per millisecond and at close.
   void note_committed(uint64_t offset);
+  // Writes what note_committed() (or another change) left for the next
+  // write, if anything: the owner calls it now and then (a node: every
+  // 100 ms), so that a crash loses at most that much of the commit offset.
+  void write_pending_checkpoint();
   // The commit offset the checkpoint holds (what note_committed() said last).
   uint64_t committed_offset() const noexcept {
     return committed_.load(std::memory_order_acquire);
