@@ -93,7 +93,9 @@ void Follower::set_primary(const std::string& primary) {
   std::lock_guard l(mu_);
   primary_ = primary;
   pinned_ = true;
-  if (ctx_ != nullptr) ctx_->TryCancel();  // reconnect to the new one now
+  retarget_ = true;
+  if (ctx_ != nullptr) ctx_->TryCancel();  // reconnect to the new one now,
+  cv_.notify_all();                        // even from the backoff between attempts
 }
 
 std::string Follower::last_error() const {
@@ -138,9 +140,10 @@ void Follower::run() {
     spdlog::warn("replication from {} ended: {}; reconnecting in {}", primary(), why,
                  absl::FormatDuration(backoff));
     std::unique_lock l(mu_);
-    cv_.wait_for(l, absl::ToChronoNanoseconds(backoff), [&] { return stop_; });
+    cv_.wait_for(l, absl::ToChronoNanoseconds(backoff), [&] { return stop_ || retarget_; });
     if (stop_) break;
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    backoff = retarget_ ? options_.min_backoff : std::min(backoff * 2, options_.max_backoff);
+    retarget_ = false;
   }
   (void)make_durable(true);
 }

@@ -150,6 +150,7 @@ class Follower {
   bool stop_ = false;
   std::string primary_;
   bool pinned_ = false;  // primary_ was set by an operator: never redirected
+  bool retarget_ = false;  // set_primary() since the last attempt: no backoff
   std::string last_error_;
   absl::Status disk_full_;       // guarded by mu_: OK while the disk can store
   absl::Time disk_full_since_;   // guarded by mu_
