@@ -25,28 +25,60 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ReplicationService:
   return new FollowReactor(node_, ctx);
 }
 
+namespace {
+
+// Parses a raw request; false (and the call finished with INVALID_ARGUMENT)
+// when it is not a `Req`.
+template <class Req>
+bool parse_request(const grpc::ByteBuffer* raw, Req* req, grpc::ServerUnaryReactor* r) {
+  grpc::ByteBuffer copy(*raw);  // Deserialize consumes its buffer
+  if (grpc::SerializationTraits<Req>::Deserialize(&copy, req).ok()) return true;
+  r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                         "malformed " + Req::descriptor()->name()));
+  return false;
+}
+
+// Finishes the call with `s`, and with `resp` as its response when OK.
+template <class Resp>
+void finish_with(grpc::ServerUnaryReactor* r, const grpc::Status& s, const Resp& resp,
+                 grpc::ByteBuffer* out) {
+  if (s.ok()) {
+    bool own;
+    (void)grpc::SerializationTraits<Resp>::Serialize(resp, out, &own);
+  }
+  r->Finish(s);
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* AdminService::GetStatus(grpc::CallbackServerContext* ctx,
-                                                  const v1::GetStatusRequest*,
-                                                  v1::NodeStatus* resp) {
-  node_->fill_status(resp);
+                                                  const grpc::ByteBuffer* raw,
+                                                  grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  r->Finish(grpc::Status::OK);
+  v1::GetStatusRequest req;
+  if (!parse_request(raw, &req, r)) return r;
+  v1::NodeStatus resp;
+  node_->fill_status(&resp);
+  finish_with(r, grpc::Status::OK, resp, out);
   return r;
 }
 
 grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx,
-                                                const v1::PromoteRequest* req,
-                                                v1::PromoteResponse* resp) {
+                                                const grpc::ByteBuffer* raw,
+                                                grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  std::vector<std::string> peers(req->peers().begin(), req->peers().end());
+  v1::PromoteRequest req;
+  if (!parse_request(raw, &req, r)) return r;
+  std::vector<std::string> peers(req.peers().begin(), req.peers().end());
   // Promotion blocks (it stops the follower, asks the peers): not on this thread.
-  node_->run_admin([node = node_, ctx, r, resp, force = req->force(), peers] {
+  node_->run_admin([node = node_, ctx, r, out, force = req.force(), peers] {
     absl::StatusOr<Node::Promoted> p = node->promote(force, peers);
+    v1::PromoteResponse resp;
     if (p.ok()) {
-      resp->set_epoch(p->epoch);
-      resp->set_start_offset(p->start_offset);
+      resp.set_epoch(p->epoch);
+      resp.set_start_offset(p->start_offset);
     }
-    r->Finish(to_grpc(p.status(), ctx));
+    finish_with(r, to_grpc(p.status(), ctx), resp, out);
   });
   return r;
 }
@@ -77,20 +109,23 @@ absl::StatusOr<uint64_t> check_follow_target(const std::string& primary,
 }  // namespace
 
 grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
-                                               const v1::FollowCommand* req,
-                                               v1::FollowCommandResponse* resp) {
+                                               const grpc::ByteBuffer* raw,
+                                               grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  if (req->primary().empty()) {
+  v1::FollowCommand req;
+  if (!parse_request(raw, &req, r)) return r;
+  if (req.primary().empty()) {
     r->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "give the primary to follow"));
     return r;
   }
-  node_->run_admin([node = node_, ctx, r, resp, primary = req->primary(), force = req->force(),
-                    check = !req->to_be_promoted()] {
+  node_->run_admin([node = node_, ctx, r, out, primary = req.primary(), force = req.force(),
+                    check = !req.to_be_promoted()] {
     absl::StatusOr<uint64_t> e = check ? check_follow_target(primary, node->node_id())
                                        : absl::StatusOr<uint64_t>(0);
     if (e.ok()) e = node->follow(primary, force);
-    if (e.ok()) resp->set_epoch(*e);
-    r->Finish(to_grpc(e.status(), ctx));
+    v1::FollowCommandResponse resp;
+    if (e.ok()) resp.set_epoch(*e);
+    finish_with(r, to_grpc(e.status(), ctx), resp, out);
   });
   return r;
 }

@@ -50,18 +50,22 @@ class ReplicationService final
   Node* node_;
 };
 
-class AdminService final : public v1::Admin::CallbackService {
+// Admin is served raw too, so that a request that does not parse is
+// INVALID_ARGUMENT (a typed unary method answers it UNIMPLEMENTED).
+class AdminService final
+    : public v1::Admin::WithRawCallbackMethod_GetStatus<v1::Admin::WithRawCallbackMethod_Promote<
+          v1::Admin::WithRawCallbackMethod_Follow<v1::Admin::Service>>> {
  public:
   explicit AdminService(Node* node) : node_(node) {}
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* ctx,
-                                      const v1::GetStatusRequest* req,
-                                      v1::NodeStatus* resp) override;
+                                      const grpc::ByteBuffer* req,
+                                      grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Promote(grpc::CallbackServerContext* ctx,
-                                    const v1::PromoteRequest* req,
-                                    v1::PromoteResponse* resp) override;
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Follow(grpc::CallbackServerContext* ctx,
-                                   const v1::FollowCommand* req,
-                                   v1::FollowCommandResponse* resp) override;
+                                   const grpc::ByteBuffer* req,
+                                   grpc::ByteBuffer* resp) override;
 
  private:
   Node* node_;

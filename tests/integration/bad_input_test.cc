@@ -308,6 +308,22 @@ TEST_F(IntegrationRefusedRequest, MalformedFrameIsInvalidArgument) {
   EXPECT_EQ(status(*client_).next_seq(), 0u);
 }
 
+// The admin calls too: a request that does not parse is INVALID_ARGUMENT
+// (a typed unary method would answer UNIMPLEMENTED), and changes nothing.
+TEST_F(IntegrationRefusedRequest, MalformedAdminRequestIsInvalidArgument) {
+  for (const char* method : {"GetStatus", "Promote", "Follow"}) {
+    const GenericResult r = generic_call(client_->channel(), std::string("/ringlog.v1.Admin/") + method,
+                                         std::string("\x0a\x64" "abc", 5));
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << method << ": " << r.status.error_message();
+    EXPECT_NE(r.status.error_message().find("malformed"), std::string::npos)
+        << r.status.error_message();
+  }
+  const v1::NodeStatus st = status(*client_);
+  EXPECT_EQ(st.role(), v1::ROLE_PRIMARY);
+  EXPECT_EQ(st.epoch(), 0u);
+}
+
 TEST_F(IntegrationRefusedRequest, OverlongProducerIdIsInvalidArgument) {
   v1::AppendRequest req;
   req.set_batch_id(1);
