@@ -81,6 +81,7 @@ using Clock = std::chrono::steady_clock;
 std::mutex g_mu;
 std::vector<pid_t> g_children;
 std::string g_dir;
+std::atomic<bool> g_stopping{false};  // a signal came: the servers go away now
 
 void cleanup() {
   std::lock_guard<std::mutex> l(g_mu);
@@ -97,6 +98,8 @@ void cleanup() {
 }
 
 [[noreturn]] void die(const std::string& what) {
+  // After a signal, a failure is the servers being killed: the signal's exit follows.
+  while (g_stopping) std::this_thread::sleep_for(std::chrono::seconds(1));
   std::fprintf(stderr, "redis_bench: %s\n", what.c_str());
   cleanup();
   std::_Exit(1);
@@ -487,6 +490,7 @@ int main(int argc, char** argv) {
   std::thread([sigs] {
     int sig = 0;
     sigwait(&sigs, &sig);
+    g_stopping = true;
     cleanup();
     std::_Exit(128 + sig);
   }).detach();
