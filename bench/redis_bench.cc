@@ -227,7 +227,16 @@ class RedisServer {
       if (wait_serving()) return;
       forget_child();
     }
-    die(absl::GetFlag(FLAGS_redis_server) + " did not start (see its log in " + dir + ")");
+    // The directory goes at exit: show the end of the server's log.
+    std::string log;
+    if (std::FILE* f = std::fopen((dir + "/redis.log").c_str(), "r")) {
+      char buf[4096];
+      std::fseek(f, -static_cast<long>(sizeof buf - 1), SEEK_END);
+      log.assign(buf, std::fread(buf, 1, sizeof buf - 1, f));
+      std::fclose(f);
+    }
+    die(absl::GetFlag(FLAGS_redis_server) + " did not start" +
+        (log.empty() ? "" : "; the end of its log:\n" + log));
   }
   ~RedisServer() { forget_child(); }
   RedisServer(const RedisServer&) = delete;
