@@ -2,8 +2,10 @@
 // per power of two (under 1.6% error). Recording never allocates.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 
 namespace ringlog::tools {
@@ -49,7 +51,8 @@ class LatencyHistogram {
     const size_t k = b - (size_t{1} << kExactBits);
     const int msb = static_cast<int>(k >> kSubBits) + kExactBits;
     const uint64_t sub = k & ((1u << kSubBits) - 1);
-    return ((uint64_t{1} << msb) | ((sub + 1) << (msb - kSubBits))) - 1;
+    // The top sub-bucket's upper edge is the next power of two, less one.
+    return (uint64_t{1} << msb) + ((sub + 1) << (msb - kSubBits)) - 1;
   }
 
   std::array<uint64_t, kBuckets> counts_{};
