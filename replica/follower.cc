@@ -259,7 +259,9 @@ absl::Status Follower::truncate_as_directed(const std::string& primary, uint64_t
   spdlog::warn("truncating the log from offset {} to {} (records {} to {}): that tail is not in "
                "the primary's history",
                end.offset, truncate_to, truncate_to, end.offset);
-  return log_->truncate(truncate_to);
+  RINGLOG_RETURN_IF_ERROR(log_->truncate(truncate_to));
+  if (options_.on_truncated) options_.on_truncated(truncate_to);
+  return absl::OkStatus();
 }
 
 absl::Status Follower::stream_chunks(Stream* stream, FollowReader* reader,

@@ -61,6 +61,9 @@ struct FollowerOptions {
   std::function<void(LogPosition commit, uint64_t epoch)> on_commit;
   // Called on the follower thread with records just appended to the log.
   std::function<void(ByteSpan records, LogPosition first)> on_applied;
+  // Called on the follower thread after the log was cut at `offset` (its
+  // tail was not in the primary's history).
+  std::function<void(uint64_t offset)> on_truncated;
   // Called when the primary's epoch is above ours (we adopt it).
   std::function<void(uint64_t epoch)> on_epoch;
 };

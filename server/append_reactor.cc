@@ -96,23 +96,11 @@ void AppendReactor::on_result(uint64_t index, uint64_t batch_id, size_t bytes,
     std::lock_guard l(mu_);
     --in_flight_;
     in_flight_bytes_ -= bytes;
-    if (r.ok() && index > first_failed_) {
-      // Stored, but a batch before it failed: the stream ends with that
-      // error and acknowledges nothing after it.
-    } else if (r.ok()) {
-      v1::AppendResponse& a = acks_.emplace_back();
-      a.set_batch_id(batch_id);
-      a.set_first_seq(r->first.seq);
-      a.set_last_seq(r->first.seq + r->count - 1);
-      a.set_first_offset(r->first.offset);
-      a.set_end_offset(r->end.offset);
-      a.set_commit_offset(r->commit_offset);
-      a.set_epoch(r->epoch);
-      a.set_duplicate(r->duplicate);
-    } else {
-      first_failed_ = std::min(first_failed_, index);
-      fail_locked(r.status());
-    }
+    // A failure ends the stream: read nothing more (the batches after it are
+    // refused anyway). Its error goes out in order, after the earlier acks.
+    if (!r.ok()) read_closed_ = true;
+    held_.emplace(index, Held{batch_id, std::move(r)});
+    release_in_order_locked();
     if (done_) {
       destroy = in_flight_ == 0;
     } else {
@@ -120,6 +108,37 @@ void AppendReactor::on_result(uint64_t index, uint64_t batch_id, size_t bytes,
     }
   }
   if (destroy) delete this;
+}
+
+void AppendReactor::release_in_order_locked() {
+  for (auto it = held_.begin(); it != held_.end() && it->first == next_ack_;
+       it = held_.erase(it), ++next_ack_) {
+    const uint64_t index = it->first;
+    absl::StatusOr<CommitResult>& r = it->second.result;
+    if (index > first_failed_) {
+      // A batch before it failed: the stream ends with that error and
+      // acknowledges nothing after it (this one may be stored: a resend
+      // with its producer id and seq is answered as a duplicate).
+    } else if (!r.ok()) {
+      first_failed_ = index;
+      fail_locked(r.status());
+    } else if (r->count == 0) {
+      // Never: a batch is never empty. No ack with an empty range.
+      first_failed_ = index;
+      fail_locked(absl::InternalError(absl::StrFormat(
+          "batch %d (batch_id %d): an empty result", index, it->second.batch_id)));
+    } else {
+      v1::AppendResponse& a = acks_.emplace_back();
+      a.set_batch_id(it->second.batch_id);
+      a.set_first_seq(r->first.seq);
+      a.set_last_seq(r->first.seq + r->count - 1);
+      a.set_first_offset(r->first.offset);
+      a.set_end_offset(r->end.offset);
+      a.set_commit_offset(r->commit_offset);
+      a.set_epoch(r->epoch);
+      a.set_duplicate(r->duplicate);
+    }
+  }
 }
 
 void AppendReactor::OnWriteDone(bool ok) {
@@ -170,7 +189,7 @@ void AppendReactor::advance_locked() {
     StartWrite(&resp_buf_);
   }
   if (!reading_ && !read_closed_ && in_flight_bytes_ < kMaxInFlightBytes &&
-      in_flight_ < kMaxInFlightBatches) {
+      in_flight_ + held_.size() < kMaxInFlightBatches) {
     reading_ = true;
     StartRead(&req_buf_);
   }

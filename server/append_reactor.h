@@ -1,7 +1,10 @@
 // EventLog.Append: one reactor per stream.
 //
 // Reads batches, validates each, hands it to the node, and writes the acks
-// in order as the node completes them (on the notifier thread). At most
+// strictly in the order the batches came, whatever the order the node
+// completes them in (on the notifier thread): a duplicate answered at once,
+// or a batch answered together with its duplicates, waits until every
+// earlier batch of the stream has its ack. At most
 // kMaxInFlightBytes of a stream's batches wait for their commit; beyond that
 // the reactor stops reading, so gRPC flow control pushes back on the client.
 // The first batch that fails ends the stream with its error: the batches
@@ -16,6 +19,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -44,6 +48,9 @@ class AppendReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   static constexpr size_t kFrameOverhead = size_t{64} << 10;
 
   void on_result(uint64_t index, uint64_t batch_id, size_t bytes, absl::StatusOr<CommitResult> r);
+  // With mu_ held: the results held in held_ from next_ack_ on, in order,
+  // into acks_ (or the stream's error).
+  void release_in_order_locked();
   // With mu_ held: start the next read or write, or finish, as the state allows.
   void advance_locked();
   void fail_locked(absl::Status s);
@@ -59,6 +66,14 @@ class AppendReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   v1::AppendRequest req_;                // req_buf_, parsed
   grpc::ByteBuffer resp_buf_;            // the write in flight
   std::deque<v1::AppendResponse> acks_;  // waiting to be written
+  // Results that came before an earlier batch's, by index; next_ack_ is the
+  // index of the first batch without a result yet.
+  struct Held {
+    uint64_t batch_id = 0;
+    absl::StatusOr<CommitResult> result;
+  };
+  std::map<uint64_t, Held> held_;
+  uint64_t next_ack_ = 0;
   bool reading_ = false;
   bool writing_ = false;
   bool read_closed_ = false;  // no more reads: half-close, error or cancel

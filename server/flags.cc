@@ -40,6 +40,13 @@ ABSL_FLAG(absl::Duration, retention_age, absl::InfiniteDuration(),
 ABSL_FLAG(absl::Duration, disk_full_timeout, absl::Seconds(1),
           "an append that cannot be stored (a full disk here, or on the replicas a commit "
           "needs) is refused with RESOURCE_EXHAUSTED once that has lasted this long");
+ABSL_FLAG(uint64_t, max_producers, 100'000,
+          "idempotent producers (producer_id) remembered at most; beyond it the least recently "
+          "seen one is forgotten, and its resends of old batches can no longer be recognized "
+          "(0: no limit; each takes about 1 KiB at most)");
+ABSL_FLAG(absl::Duration, producer_expiry, absl::Hours(7 * 24),
+          "an idempotent producer not seen for this long is forgotten (e.g. 168h; inf: never); "
+          "a forgotten producer may start again from any producer_seq");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)");
@@ -65,6 +72,8 @@ NodeOptions node_options_from_flags() {
   o.min_replica_acks = absl::GetFlag(FLAGS_min_replica_acks);
   o.accept_data_loss = absl::GetFlag(FLAGS_accept_data_loss);
   o.disk_full_timeout = absl::GetFlag(FLAGS_disk_full_timeout);
+  o.producers.max_producers = absl::GetFlag(FLAGS_max_producers);
+  o.producers.expiry = absl::GetFlag(FLAGS_producer_expiry);
   return o;
 }
 
@@ -127,6 +136,11 @@ absl::StatusOr<DaemonOptions> daemon_options_from_flags() {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--disk_full_timeout=%s must be a duration of 0 or more, such as 1s",
         absl::FormatDuration(d.node.disk_full_timeout)));
+  }
+  if (d.node.producers.expiry <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--producer_expiry=%s must be a duration above 0, such as 168h, or inf",
+        absl::FormatDuration(d.node.producers.expiry)));
   }
   d.advertise = absl::GetFlag(FLAGS_advertise);
   d.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);

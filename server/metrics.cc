@@ -98,6 +98,28 @@ std::string MetricsServer::render(Node& node) {
   counter(&out, "ringlog_appends_refused_total",
           "Append batches refused with RESOURCE_EXHAUSTED (a full disk here or on the replicas).",
           static_cast<double>(st.appends_refused()));
+  const ProducerStats ps = node.producer_stats();
+  gauge(&out, "ringlog_producers",
+        "Idempotent producers this node remembers (at most --max_producers; forgotten after "
+        "--producer_expiry idle).",
+        static_cast<double>(ps.producers));
+  counter(&out, "ringlog_producer_duplicates_total",
+          "Batches sent again (same producer_id and producer_seq) and answered as duplicates "
+          "with the original's range, not appended.",
+          static_cast<double>(ps.duplicates));
+  counter(&out, "ringlog_producer_out_of_sequence_total",
+          "Idempotent batches refused with FAILED_PRECONDITION: producer_seq past the one expected.",
+          static_cast<double>(ps.out_of_sequence));
+  counter(&out, "ringlog_producer_too_old_total",
+          "Idempotent batches refused with ALREADY_EXISTS: sent before, but older than the batches "
+          "remembered for their producer.",
+          static_cast<double>(ps.too_old));
+  counter(&out, "ringlog_producers_evicted_total",
+          "Producers forgotten because --max_producers were remembered.",
+          static_cast<double>(ps.evicted));
+  counter(&out, "ringlog_producers_expired_total",
+          "Producers forgotten after --producer_expiry without a batch.",
+          static_cast<double>(ps.expired));
   out += "# HELP ringlog_replica_lag_bytes Log bytes a replica has not acknowledged.\n"
          "# TYPE ringlog_replica_lag_bytes gauge\n";
   for (const v1::ReplicaInfo& r : st.replicas()) {

@@ -30,6 +30,7 @@ void apply_retention_at_open(SegmentedLog& log) {
 
 Node::Node(const NodeOptions& options)
     : options_(options),
+      producers_(options.producers),
       commits_(options.min_replica_acks),
       intake_([this](std::function<void()> fn) { post(std::move(fn)); },
               [this](AppendIntake::Batch b, absl::Status s) {
@@ -135,6 +136,7 @@ void Node::start_follower(const std::string& primary, bool force) {
   fo.fsync_interval = options_.pipeline.fsync_interval;
   fo.on_commit = [this](LogPosition c, uint64_t) { commits_.advance_commit(c); };
   fo.on_applied = [this](ByteSpan records, LogPosition first) { producers_.learn(records, first); };
+  fo.on_truncated = [this](uint64_t offset) { producers_.truncated(offset); };
   fo.on_epoch = [this](uint64_t e) {
     if (e > epoch_.load(std::memory_order_acquire)) epoch_.store(e, std::memory_order_release);
   };

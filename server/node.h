@@ -76,6 +76,9 @@ struct NodeOptions {
   // replicas it needs cannot store) is refused with RESOURCE_EXHAUSTED once
   // the condition has lasted this long.
   absl::Duration disk_full_timeout = absl::Seconds(1);
+  // Idempotent producers remembered: how many, and for how long idle
+  // (--max_producers, --producer_expiry; producer_table.h).
+  ProducerTableOptions producers;
 };
 
 // Counters over the node's life (across role changes), for metrics.
@@ -106,10 +109,11 @@ class Node {
   // ---- Append (primary) ----
   // Queues a validated batch of `count` records; `done` runs when it is
   // committed or has failed. Never blocks.
-  // With a producer id, a batch whose producer_seq this node has already
-  // taken is not appended again: `done` gets the first one's result, marked
-  // duplicate, once that is committed. `order` is shared by the batches of
-  // one stream: once one of them is refused, the later ones are too.
+  // With a producer id and a producer_seq above 0, a batch whose seq this
+  // node has already taken is not appended again: `done` gets the original's
+  // result, marked duplicate, once that is committed; a seq out of sequence
+  // is refused (producer_table.h). `order` is shared by the batches of one
+  // stream: once one of them is refused, the later ones are too.
   void submit(std::string records, size_t count, ProducerRef producer, AppendDone done,
               std::shared_ptr<StreamOrder> order = nullptr);
   // Refuses new appends from now on, and ends follow replays (shutdown).
@@ -178,6 +182,7 @@ class Node {
   // ---- Status ----
   void fill_status(v1::NodeStatus* out) const;
   NodeCounters counters() const;
+  ProducerStats producer_stats() { return producers_.stats(); }
   std::vector<ReplicaLag> replica_lag_seconds() const { return commits_.lag_seconds(); }
   // Open client streams, for status (relaxed: gauges).
   void stream_opened(StreamKind k) { gauge(k).fetch_add(1, std::memory_order_relaxed); }

@@ -13,16 +13,29 @@ void Node::submit(std::string records, size_t count, ProducerRef producer, Appen
     post([d = std::move(done), lost] { d(lost); });
     return;
   }
-  if (!producer.id.empty() && role() == Role::kPrimary) {
-    if (!producers_.admit(producer, commit(), epoch(), done,
-                          [this](std::function<void()> fn) { post(std::move(fn)); })) {
-      // A batch sent again: answered from the first one. The commit offset
+  // producer_seq 0 is not idempotent: appended as it comes, without a mark.
+  if (!producer.idempotent()) producer = ProducerRef{};
+  if (producer.idempotent() && role() == Role::kPrimary) {
+    absl::StatusOr<bool> fresh = producers_.admit(
+        producer, commit(), epoch(), done, [this](std::function<void()> fn) { post(std::move(fn)); });
+    if (!fresh.ok()) {
+      // Out of sequence, or too old to answer: nothing is stored, and the
+      // stream's later batches are refused too (they would follow a gap).
+      // release: pairs with the acquire in the intake.
+      if (order) order->broken.store(true, std::memory_order_release);
+      post([d = std::move(done), s = fresh.status()] { d(s); });
+      return;
+    }
+    if (!*fresh) {
+      // A batch sent again: answered from the original. The commit offset
       // may have passed it since admit() looked.
       post([this] { producers_.on_commit(commit(), epoch()); });
       return;
     }
     append_producer_batch_mark(
-        &records, ProducerBatchMark{producer.id, producer.seq, static_cast<uint32_t>(count)},
+        &records,
+        ProducerBatchMark{producer.id, producer.seq, static_cast<uint32_t>(count),
+                          static_cast<uint32_t>(records.size())},
         header_at(reinterpret_cast<const std::byte*>(records.data()))->timestamp);
     ++count;
   }
@@ -46,7 +59,7 @@ void Node::submit(std::string records, size_t count, ProducerRef producer, Appen
   // resending while the node stopped deadlocked here, and gRPC shutdown
   // waited for them forever).
   auto post_fn = [this](std::function<void()> fn) { post(std::move(fn)); };
-  if (!b.producer.id.empty()) producers_.refused(b.producer, refuse, post_fn);
+  if (b.producer.idempotent()) producers_.refused(b.producer, refuse, post_fn);
   post([d = std::move(b.done), refuse] { d(refuse); });
 }
 

@@ -169,9 +169,12 @@ absl::Status Appender::flush() {
 absl::Status Appender::send_locked(std::unique_lock<std::mutex>& l) {
   // Backpressure: wait while too much is unacknowledged.
   for (;;) {
+    const size_t max_batches =
+        std::clamp<size_t>(options_.max_in_flight_batches, 1, kProducerWindow);
     cv_.wait(l, [&] {
-      return in_flight_bytes_ == 0 ||
-             in_flight_bytes_ + batch_used_ <= options_.max_in_flight_bytes ||
+      return in_flight_.empty() ||
+             (in_flight_bytes_ + batch_used_ <= options_.max_in_flight_bytes &&
+              in_flight_.size() < max_batches) ||
              stream_->read_done || !error_.ok();
     });
     if (!error_.ok()) return error_;
@@ -242,13 +245,18 @@ absl::Status Appender::recover_locked(std::unique_lock<std::mutex>& l) {
   cv_.wait(l, [&] { return stream_->read_done; });
   const grpc::Status st = finish_stream_locked(l);
   if (!error_.ok()) return error_;
-  if (!failover_worthy(st) || options_.failover_timeout <= absl::ZeroDuration()) {
+  // A node that is not the primary names the one it knows, if any.
+  const std::optional<Redirect> redirect = redirect_from(*stream_->ctx);
+  // FAILED_PRECONDITION without a redirect is the batch's own fault (its
+  // producer_seq is out of sequence): sending it again would not help.
+  const bool refused_as_such =
+      st.error_code() == grpc::StatusCode::FAILED_PRECONDITION && !redirect.has_value();
+  if (!failover_worthy(st) || refused_as_such ||
+      options_.failover_timeout <= absl::ZeroDuration()) {
     error_ = st.ok() ? absl::UnavailableError("the append stream ended") : from_grpc(st);
     return error_;
   }
   const std::string old = stream_->endpoint;
-  // A node that is not the primary names the one it knows, if any.
-  const std::optional<Redirect> redirect = redirect_from(*stream_->ctx);
   std::string hint = redirect ? redirect->primary : "";
   // One deadline for the whole outage, however many times the stream breaks.
   if (broken_since_ == absl::InfiniteFuture()) broken_since_ = absl::Now();

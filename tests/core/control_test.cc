@@ -19,7 +19,7 @@ EventView view_of(const std::string& records) {
 
 TEST(ProducerMark, RoundTrips) {
   std::string out;
-  append_producer_batch_mark(&out, {"producer-7", 42, 1000}, 123);
+  append_producer_batch_mark(&out, {"producer-7", 42, 1000, 32000}, 123);
   ASSERT_EQ(out.size() % kRecordAlign, 0u);
   absl::StatusOr<size_t> n = check_records(as_bytes(out));
   ASSERT_TRUE(n.ok()) << n.status();
@@ -33,6 +33,30 @@ TEST(ProducerMark, RoundTrips) {
   EXPECT_EQ(m->producer_id, "producer-7");
   EXPECT_EQ(m->producer_seq, 42u);
   EXPECT_EQ(m->events, 1000u);
+  EXPECT_EQ(m->data_bytes, 32000u);
+}
+
+// A mark of an older version ends with the producer id (no data_bytes): it
+// is still read, with data_bytes 0 (not known).
+TEST(ProducerMark, AMarkWithoutDataBytesIsRead) {
+  std::string payload(14 + 2, '\0');
+  const uint64_t seq = 9;
+  const uint32_t events = 3;
+  const uint16_t len = 2;
+  std::memcpy(payload.data(), &seq, 8);
+  std::memcpy(payload.data() + 8, &events, 4);
+  std::memcpy(payload.data() + 12, &len, 2);
+  payload.replace(14, 2, "ab");
+  EventHeader h(5, kControlProducerBatch, static_cast<uint16_t>(payload.size()));
+  h.flags = kFlagControl;
+  std::string out(padded_size(payload.size()), '\0');
+  encode_record(reinterpret_cast<std::byte*>(out.data()), h, as_bytes(payload));
+  std::optional<ProducerBatchMark> m = parse_producer_batch_mark(view_of(out));
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->producer_id, "ab");
+  EXPECT_EQ(m->producer_seq, 9u);
+  EXPECT_EQ(m->events, 3u);
+  EXPECT_EQ(m->data_bytes, 0u);
 }
 
 TEST(ProducerMark, AnOrdinaryEventIsNotAMark) {

@@ -319,5 +319,54 @@ TEST_F(FailoverIdempotence, ResentBatchKnownFromTheLogIsAnsweredOnceCommitted) {
   report_fault("lagging_replica_failover_resent_batch", *ev, kData, 10);
 }
 
+// Scenario: A primary, B and C replicas. Producer "prod-5" stores seqs 1..3
+// on A (10 events each); they replicate; A is killed and B promoted. Seqs 2
+// and 3 sent again to B (what a client that missed their acks does) are
+// duplicates with their originals' seqs AND offsets, which B learned from
+// the control records it replicated (first_offset was 0, and seq 2, not the
+// latest, got an empty range); seq 4 is appended right after them.
+TEST_F(FailoverIdempotence, APromotedReplicaAnswersResendsWithTheOriginalRanges) {
+  start_cluster();
+  std::vector<v1::AppendResponse> original;
+  {
+    RawAppendStream s(address("A"));
+    for (uint64_t k = 1; k <= 3; ++k) {
+      ASSERT_TRUE(s.send(k, encode_events((k - 1) * 10, 10, kData), "prod-5", k));
+    }
+    ASSERT_TRUE(s.wait_acks(3));
+    original = s.acks();
+  }
+  ASSERT_GT(original[1].first_offset(), 0u);
+  ASSERT_TRUE(wait_converged("A", {"B", "C"}));
+  ASSERT_EQ(*stop("A", SIGKILL), 128 + SIGKILL);
+  ASSERT_TRUE(follow("C", address("B")).ok());
+  ASSERT_TRUE(promote("B", false, {"C"}).ok());
+
+  RawAppendStream s(address("B"));
+  for (uint64_t k = 2; k <= 4; ++k) {
+    ASSERT_TRUE(s.send(k, encode_events((k - 1) * 10, 10, kData), "prod-5", k));
+  }
+  ASSERT_TRUE(s.wait_acks(3)) << (s.wait_end(absl::Seconds(1)).has_value()
+                                      ? s.wait_end(absl::Seconds(1))->error_message()
+                                      : "no answer");
+  const std::vector<v1::AppendResponse> again = s.acks();
+  for (size_t i = 0; i < 2; ++i) {
+    const v1::AppendResponse& dup = again[i];
+    const v1::AppendResponse& first = original[i + 1];
+    EXPECT_TRUE(dup.duplicate()) << i;
+    EXPECT_EQ(dup.first_seq(), first.first_seq()) << i;
+    EXPECT_EQ(dup.last_seq(), first.last_seq()) << i;
+    EXPECT_EQ(dup.first_offset(), first.first_offset()) << i;
+    EXPECT_EQ(dup.end_offset(), first.end_offset()) << i;
+    EXPECT_EQ(dup.epoch(), 1u) << i;
+  }
+  EXPECT_FALSE(again[2].duplicate());
+  EXPECT_EQ(again[2].first_offset(), original[2].end_offset());
+  absl::StatusOr<std::vector<Replayed>> ev = replay_all("B");
+  ASSERT_TRUE(ev.ok()) << ev.status();
+  EXPECT_TRUE(exactly_once_in_order(*ev, kData, 40));
+  report_fault("resends_to_promoted_replica", *ev, kData, 40);
+}
+
 }  // namespace
 }  // namespace ringlog::failover_test

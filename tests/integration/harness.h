@@ -204,6 +204,8 @@ class NodeTest : public ::testing::Test {
   tools::NodeProcess& start_node(std::vector<std::string> extra = {}, int i = 0);
   // The node started on data_dir(i).
   tools::NodeProcess& node(int i = 0);
+  // What the node on data_dir(i) printed so far (every start's output).
+  std::string output(int i = 0) const { return nodes_.output(name(i)); }
   std::unique_ptr<Client> connect(const tools::NodeProcess& node,
                                   ClientOptions options = ClientOptions());
   v1::NodeStatus status(Client& client);

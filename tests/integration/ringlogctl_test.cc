@@ -345,10 +345,21 @@ TEST_F(IntegrationCtl, VerifyPassesACleanLogAndNamesACorruptRecord) {
   }
   std::sort(segments.begin(), segments.end());
   ASSERT_GE(segments.size(), 2u);
-  // Flip a payload byte of record 100,000 of the first (sealed) segment.
+  // Flip a payload byte of the record at or just before log offset
+  // 100,000 * 32 of the first (sealed) segment: events are 32 bytes, but
+  // the producer marks between batches are not.
+  uint64_t record = 0;
+  {
+    const std::string file = testkit::read_file(segments[0]);
+    const auto* base = reinterpret_cast<const std::byte*>(file.data()) + kFileHeaderSize;
+    for (uint64_t next = 0; next <= 100'000 * kTestRecordBytes;) {
+      record = next;
+      next += header_at(base + next)->padded_size();
+    }
+  }
   {
     std::fstream f(segments[0], std::ios::in | std::ios::out | std::ios::binary);
-    const std::streamoff at = kFileHeaderSize + 100'000 * kTestRecordBytes + kHeaderSize + 3;
+    const std::streamoff at = kFileHeaderSize + record + kHeaderSize + 3;
     f.seekg(at);
     char c = 0;
     f.get(c);
@@ -362,7 +373,7 @@ TEST_F(IntegrationCtl, VerifyPassesACleanLogAndNamesACorruptRecord) {
   EXPECT_NE(r.out.find(std::filesystem::path(segments[0]).filename().string()), std::string::npos)
       << r.out;
   EXPECT_NE(
-      r.out.find("checksum mismatch at log offset " + std::to_string(100'000 * kTestRecordBytes)),
+      r.out.find("checksum mismatch at log offset " + std::to_string(record)),
       std::string::npos)
       << r.out;
 }

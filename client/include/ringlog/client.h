@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "ringlog/control.h"
 #include "ringlog/event.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
@@ -42,8 +43,16 @@ struct ClientOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   size_t batch_bytes = size_t{1} << 20;          // records per Append request
   size_t max_in_flight_bytes = size_t{32} << 20;  // sent but not yet acknowledged
-  // Appends carry a producer id and a sequence per batch, so that a batch
-  // sent again after a failover is not appended twice. Empty: a random id.
+  // Batches sent but not yet acknowledged, at most; never more than
+  // kProducerWindow (ringlog/control.h), the batches of a producer whose
+  // range a node remembers: after a failover every unacknowledged batch is
+  // sent again, and one older than that window would be refused.
+  size_t max_in_flight_batches = kProducerWindow;
+  // Appends carry a producer id and a sequence per batch (from 1), so that a
+  // batch sent again after a failover is not appended twice. Empty: a random
+  // id. A fixed id must not be reused by a new Appender while the nodes
+  // remember it (ringlog.proto, AppendRequest.producer_seq): the new one
+  // starts again at seq 1, which they refuse.
   std::string producer_id;
   // After losing the primary, look for the new one this long (0: fail at once).
   absl::Duration failover_timeout = absl::Seconds(30);
