@@ -4,7 +4,10 @@
 //     time until it has applied the whole log gives the rate it keeps up at.
 //  2. lag: events appended at a steady pace (default 100k/s) to the primary;
 //     a client following the replica measures each event's age (now minus
-//     the timestamp the writer put in it) when it arrives: p50/p99/p99.9.
+//     the timestamp the writer put in it) when it arrives: p50/p99/p99.9;
+//     and, as replication_lag_from_ack, from the primary's acknowledgement
+//     of its batch to its arrival (0, and counted as before_ack, when the
+//     replica had it first).
 //     With --lag_reader=primary it follows the primary instead, which shows
 //     how much of the lag is replication's.
 //  3. commit latency: with --min_replica_acks=1, one-event appends, each
@@ -33,7 +36,10 @@
 #include "absl/time/clock.h"
 #include "common/latency_histogram.h"
 #include "common/process.h"
+#include "grpcpp/grpcpp.h"
 #include "ringlog/client.h"
+#include "ringlog/event.h"
+#include "ringlog/v1/ringlog.grpc.pb.h"
 
 ABSL_FLAG(std::string, ringlogd, "", "ringlogd binary (default: ../server/ringlogd beside this)");
 ABSL_FLAG(uint64_t, catchup_events, 10'000'000, "events the replica copies in the catch-up run");
@@ -172,7 +178,13 @@ int main(int argc, char** argv) {
     const uint64_t rate = absl::GetFlag(FLAGS_rate);
     const double secs = absl::GetFlag(FLAGS_lag_seconds);
     const uint64_t total = static_cast<uint64_t>(rate * secs);
-    LatencyHistogram lag;
+    // The writer appends on a raw stream, so that each batch's ack time is
+    // known: per event (by seq), when the primary acknowledged it.
+    const uint64_t base = pc->status(absl::Seconds(5)).value_or(ringlog::v1::NodeStatus()).next_seq();
+    std::unique_ptr<std::atomic<int64_t>[]> acked_at(new std::atomic<int64_t>[total]);
+    for (uint64_t i = 0; i < total; ++i) acked_at[i].store(0, std::memory_order_relaxed);
+    LatencyHistogram lag, from_ack;
+    uint64_t before_ack = 0;
     std::atomic<bool> ready{false};
     std::thread reader([&] {
       ringlog::ReplayOptions ro;
@@ -182,35 +194,69 @@ int main(int argc, char** argv) {
       auto r = (lag_on_primary ? pc : rc)->replay(ro);
       ready = true;
       while (auto ev = r->next()) {
-        const auto now = static_cast<uint64_t>(absl::GetCurrentTimeNanos());
-        lag.record(now - std::min(now, ev->view.timestamp()));
+        const auto now = static_cast<int64_t>(absl::GetCurrentTimeNanos());
+        const auto ts = static_cast<int64_t>(ev->view.timestamp());
+        lag.record(static_cast<uint64_t>(std::max<int64_t>(0, now - ts)));
+        if (ev->seq < base || ev->seq - base >= total) continue;
+        // acquire: pairs with the ack reader's release store.
+        const int64_t a = acked_at[ev->seq - base].load(std::memory_order_acquire);
+        if (a == 0 || a > now) ++before_ack;
+        from_ack.record(a == 0 ? 0 : static_cast<uint64_t>(std::max<int64_t>(0, now - a)));
       }
     });
     while (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the replay is open
-    ringlog::ClientOptions small = pc->options();
-    auto app = pc->appender();
-    if (!app.ok()) die("appender", app.status());
+    auto stub = ringlog::v1::EventLog::NewStub(ringlog::make_channel(primary.address()));
+    grpc::ClientContext ctx;
+    auto rw = stub->Append(&ctx);
+    std::thread acks([&] {
+      ringlog::v1::AppendResponse a;
+      while (rw->Read(&a)) {
+        const auto now = static_cast<int64_t>(absl::GetCurrentTimeNanos());
+        for (uint64_t seq = a.first_seq(); seq <= a.last_seq(); ++seq) {
+          // release: the reader that sees the time sees it whole.
+          if (seq >= base && seq - base < total) {
+            acked_at[seq - base].store(now, std::memory_order_release);
+          }
+        }
+      }
+    });
     std::vector<std::byte> payload(payload_len, std::byte{9});
+    const size_t record = ringlog::padded_size(payload_len);
+    ringlog::v1::AppendRequest req;
     // Send a batch every 1 ms with the events due by then.
     const auto t0 = std::chrono::steady_clock::now();
     uint64_t sent = 0;
+    uint64_t batch = 0;
     while (sent < total) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const auto due = std::min<uint64_t>(total, static_cast<uint64_t>(el * rate) + 1);
-      for (; sent < due; ++sent) {
-        (void)(*app)->append(1, static_cast<uint64_t>(absl::GetCurrentTimeNanos()), payload);
+      std::string* records = req.mutable_records();
+      records->resize((due - sent) * record);
+      for (size_t at = 0; sent < due; ++sent, at += record) {
+        const ringlog::EventHeader h(static_cast<uint64_t>(absl::GetCurrentTimeNanos()), 1,
+                                     static_cast<uint16_t>(payload_len));
+        ringlog::encode_record(reinterpret_cast<std::byte*>(records->data()) + at, h, payload);
       }
-      (void)(*app)->flush();
+      req.set_batch_id(++batch);
+      if (!records->empty() && !rw->Write(req)) break;
       std::this_thread::sleep_until(t0 + std::chrono::microseconds(
                                              static_cast<int64_t>((el + 0.001) * 1e6)));
     }
-    (void)(*app)->drain();
+    rw->WritesDone();
+    acks.join();
+    const grpc::Status st = rw->Finish();
+    if (!st.ok()) die("append", absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                                             st.error_message()));
     reader.join();
     char extra[128];
     std::snprintf(extra, sizeof extra, ",\"rate\":%llu,\"seconds\":%.1f,\"read_from\":\"%s\"",
                   static_cast<unsigned long long>(rate), secs, lag_on_primary ? "primary" : "replica");
     print_latency("replication_lag", lag, extra);
+    char extra2[200];
+    std::snprintf(extra2, sizeof extra2, "%s,\"before_ack\":%llu", extra,
+                  static_cast<unsigned long long>(before_ack));
+    print_latency("replication_lag_from_ack", from_ack, extra2);
   }
 
   // 3. Commit latency with one replica ack.
