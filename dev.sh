@@ -4,8 +4,8 @@
 #   ./dev.sh run      build, then start a primary and two replicas with a live
 #                     workload and show their status (tools/cluster.sh up)
 #   ./dev.sh stress   build, then the stress test (tools/stress)
-#   ./dev.sh test     build, then run every test (unit, integration, the fault suite,
-#                     ThreadSanitizer, fuzzing)
+#   ./dev.sh test     build, then run every test (unit, integration, the fault suite, the
+#                     library as a package, ThreadSanitizer, fuzzing, the container recipe)
 #   ./dev.sh fuzz [S] build the libFuzzer targets (clang, ASan, UBSan) into build-fuzz/
 #                     and run each for S seconds (default 20) from fuzz/corpus/
 #   ./dev.sh build    install the build dependencies and build (Release) into build/
