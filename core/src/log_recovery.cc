@@ -197,7 +197,7 @@ absl::StatusOr<std::vector<std::shared_ptr<Segment>>> SegmentedLog::scan_segment
     }
     // Damage before the durable offset, or in a segment that others follow,
     // is not a torn tail: the damaged file is kept aside before it changes.
-    const uint64_t must = want ? std::max(want->durable_offset, want->committed_offset) : 0;
+    const uint64_t must = want ? want->owed_offset() : 0;
     auto before_change = [&, base = bases[i]](uint64_t at) -> absl::Status {
       if (last && at >= must) return absl::OkStatus();
       return writable ? keep_aside(base, report) : absl::OkStatus();
@@ -281,7 +281,7 @@ void SegmentedLog::check_against_checkpoint(const std::optional<internal::Checkp
   const uint64_t end = end_.load().offset;
   // The log held everything below `reach`: what was durable or committed,
   // and the start of any segment file that could not be kept.
-  uint64_t reach = want ? std::max(want->durable_offset, want->committed_offset) : 0;
+  uint64_t reach = want ? want->owed_offset() : 0;
   if (kept < bases.size()) reach = std::max(reach, bases.back() + 1);
   must_start_.store(want ? std::min(want->start_offset, start) : start, std::memory_order_release);
   // Not raised to the end: what recovery found is durable only once synced.

@@ -1,9 +1,6 @@
 // Operations: the Prometheus metrics endpoint, scraped with a real HTTP
 // client, and configuration from a file, the environment and the command line.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>

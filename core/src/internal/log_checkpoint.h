@@ -20,6 +20,7 @@
 // The slot with the higher generation among the valid ones is the state.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,6 +37,9 @@ struct CheckpointState {
   uint64_t last_base = 0;         // base offset of the newest segment
   uint64_t durable_offset = 0;    // every record below was durable here
   uint64_t committed_offset = 0;  // every record below was committed (acknowledged)
+  // Where the log must reach at open: below it, a missing record was durable
+  // or acknowledged, so it is lost, not a torn tail.
+  uint64_t owed_offset() const noexcept { return std::max(durable_offset, committed_offset); }
   bool operator==(const CheckpointState&) const = default;
 };
 
