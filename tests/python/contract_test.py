@@ -22,7 +22,8 @@ try:
     import grpc
     from grpc_tools import protoc
 except ImportError as e:
-    sys.exit("contract_test: needs python3-grpcio and python3-grpc-tools (%s)" % e)
+    sys.exit("contract_test: needs python3-grpcio, python3-grpc-tools and "
+             "python3-pkg-resources (%s)" % e)
 
 
 def crc32c(data, crc=0xFFFFFFFF):
