@@ -63,6 +63,12 @@ class AppendIntake {
     uint64_t ring_end = 0;  // ring 0's position after it, once written
     LogPosition first;      // in the log, once appended
     LogPosition end;
+    // Where it is in the log, as its producer is told (its data records:
+    // the producer mark is not counted).
+    CommitResult stored(uint64_t commit_offset, uint64_t epoch) const {
+      const uint64_t data = producer.id.empty() ? count : count - 1;
+      return CommitResult{first, end, data, commit_offset, epoch, false};
+    }
   };
   // Runs a callback on the notifier thread.
   using Post = std::function<void(std::function<void()>)>;

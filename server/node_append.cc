@@ -68,8 +68,7 @@ void Node::complete_committed(LogPosition commit) {
   std::deque<AppendIntake::Batch> done = intake_.take_committed(commit.offset);
   const uint64_t epoch = this->epoch();
   for (AppendIntake::Batch& b : done) {
-    const uint64_t data = b.producer.id.empty() ? b.count : b.count - 1;
-    const CommitResult r{b.first, b.end, data, commit.offset, epoch, false};
+    const CommitResult r = b.stored(commit.offset, epoch);
     if (!b.producer.id.empty()) producers_.completed(b.producer, r);
     b.done(r);
   }

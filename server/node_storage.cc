@@ -149,8 +149,7 @@ void Node::refuse_waiting(const absl::Status& s) {
     // release: pairs with the acquire in the intake; the stream's later
     // batches are refused from now on.
     if (b.order) b.order->broken.store(true, std::memory_order_release);
-    const uint64_t data = b.producer.id.empty() ? b.count : b.count - 1;
-    const CommitResult where{b.first, b.end, data, commit().offset, epoch, false};
+    const CommitResult where = b.stored(commit().offset, epoch);
     if (!b.producer.id.empty()) producers_.refused_in_log(b.producer, where, s);
     appends_refused_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a counter
     b.done(s);
