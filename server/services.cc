@@ -9,19 +9,48 @@
 #include "replay_reactor.h"
 
 namespace ringlog {
+namespace {
+
+// The call's credentials against the role it needs (security.h); OK when
+// the node checks none.
+grpc::Status admit(const Security* security, grpc::CallbackServerContext* ctx, Roles need,
+                   absl::string_view method) {
+  if (security == nullptr) return grpc::Status::OK;
+  return security->authorize(ctx, need, method);
+}
+
+// A streaming call refused before it started: finished with `status` at
+// once (gRPC holds the Finish until the reactor is bound), then deleted.
+template <class Base>
+class Refused final : public Base {
+ public:
+  explicit Refused(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EventLogService::Append(
     grpc::CallbackServerContext* ctx) {
+  if (grpc::Status s = admit(security_, ctx, kRoleAppend, "Append"); !s.ok()) {
+    return new Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(s);
+  }
   return new AppendReactor(node_, ctx);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventLogService::Replay(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* req) {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
+  if (grpc::Status s = admit(security_, ctx, kRoleReplay, "Replay"); !s.ok()) {
+    return new Refused<grpc::ServerWriteReactor<grpc::ByteBuffer>>(s);
+  }
   return new ReplayReactor(node_, req);
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ReplicationService::Follow(
     grpc::CallbackServerContext* ctx) {
+  if (grpc::Status s = admit(security_, ctx, kRoleReplicate, "Replication.Follow"); !s.ok()) {
+    return new Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(s);
+  }
   return new FollowReactor(node_, ctx);
 }
 
@@ -55,6 +84,10 @@ grpc::ServerUnaryReactor* AdminService::GetStatus(grpc::CallbackServerContext* c
                                                   const grpc::ByteBuffer* raw,
                                                   grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  if (grpc::Status s = admit(security_, ctx, kRoleReplay | kRoleAdmin, "GetStatus"); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::GetStatusRequest req;
   if (!parse_request(raw, &req, r)) return r;
   v1::NodeStatus resp;
@@ -67,6 +100,10 @@ grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx
                                                 const grpc::ByteBuffer* raw,
                                                 grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  if (grpc::Status s = admit(security_, ctx, kRoleAdmin, "Promote"); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::PromoteRequest req;
   if (!parse_request(raw, &req, r)) return r;
   std::vector<std::string> peers(req.peers().begin(), req.peers().end());
@@ -112,6 +149,10 @@ grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* raw,
                                                grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  if (grpc::Status s = admit(security_, ctx, kRoleAdmin, "Admin.Follow"); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::FollowCommand req;
   if (!parse_request(raw, &req, r)) return r;
   if (req.primary().empty()) {
