@@ -237,6 +237,11 @@ absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
 // What a client must show, said once at start; a node anyone may call says
 // so as a warning.
 void log_security(const ringlog::Security& security, const std::string& listen) {
+  if (security.enforcing() && !security.tls()) {
+    spdlog::warn("security: {}; tokens travel in the clear: anyone on the path can read and "
+                 "replay them (see --tls_cert)", security.describe());
+    return;
+  }
   if (security.enforcing()) {
     spdlog::info("security: {}", security.describe());
     return;

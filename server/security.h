@@ -92,6 +92,19 @@ struct Grant {
   uint64_t generation = 0;
 };
 
+class Security;
+
+// The credentials a stream was admitted with, checked again before each
+// message it takes or sends, so that a token revoked by a reload ends the
+// streams that carry it. Default: nothing checked.
+struct StreamAuth {
+  const Security* security = nullptr;
+  Grant grant;
+  Roles need = 0;
+  const char* method = "";
+  grpc::Status check();
+};
+
 class Security {
  public:
   // Reads and checks every file; the error names the flag and the file.
@@ -139,5 +152,9 @@ class Security {
   uint64_t stage_serial_ = 0;
   std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider_;
 };
+
+inline grpc::Status StreamAuth::check() {
+  return security == nullptr ? grpc::Status::OK : security->still_valid(&grant, need, method);
+}
 
 }  // namespace ringlog

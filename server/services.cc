@@ -14,9 +14,12 @@ namespace {
 // The call's credentials against the role it needs (security.h); OK when
 // the node checks none.
 grpc::Status admit(const Security* security, grpc::CallbackServerContext* ctx, Roles need,
-                   absl::string_view method) {
+                   const char* method, StreamAuth* auth = nullptr) {
   if (security == nullptr) return grpc::Status::OK;
-  return security->authorize(ctx, need, method);
+  Grant grant;
+  grpc::Status s = security->authorize(ctx, need, method, &grant);
+  if (s.ok() && auth != nullptr) *auth = StreamAuth{security, std::move(grant), need, method};
+  return s;
 }
 
 // A streaming call refused before it started: finished with `status` at
@@ -32,26 +35,36 @@ class Refused final : public Base {
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EventLogService::Append(
     grpc::CallbackServerContext* ctx) {
-  if (grpc::Status s = admit(security_, ctx, kRoleAppend, "Append"); !s.ok()) {
+  StreamAuth auth;
+  if (grpc::Status s = admit(security_, ctx, kRoleAppend, "Append", &auth); !s.ok()) {
     return new Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(s);
   }
-  return new AppendReactor(node_, ctx);
+  auto* r = new AppendReactor(node_, ctx);
+  r->set_auth(std::move(auth));
+  return r;
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventLogService::Replay(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
-  if (grpc::Status s = admit(security_, ctx, kRoleReplay, "Replay"); !s.ok()) {
+  StreamAuth auth;
+  if (grpc::Status s = admit(security_, ctx, kRoleReplay, "Replay", &auth); !s.ok()) {
     return new Refused<grpc::ServerWriteReactor<grpc::ByteBuffer>>(s);
   }
-  return new ReplayReactor(node_, req);
+  auto* r = new ReplayReactor(node_, req);
+  r->set_auth(std::move(auth));
+  return r;
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ReplicationService::Follow(
     grpc::CallbackServerContext* ctx) {
-  if (grpc::Status s = admit(security_, ctx, kRoleReplicate, "Replication.Follow"); !s.ok()) {
+  StreamAuth auth;
+  if (grpc::Status s = admit(security_, ctx, kRoleReplicate, "Replication.Follow", &auth);
+      !s.ok()) {
     return new Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(s);
   }
-  return new FollowReactor(node_, ctx);
+  auto* r = new FollowReactor(node_, ctx);
+  r->set_auth(std::move(auth));
+  return r;
 }
 
 namespace {
