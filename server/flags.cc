@@ -49,7 +49,15 @@ ABSL_FLAG(absl::Duration, producer_expiry, absl::Hours(7 * 24),
           "a forgotten producer may start again from any producer_seq");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, metrics_listen, "",
-          "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)");
+          "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off); PORT alone "
+          "(or :PORT) listens on 127.0.0.1 only, 0.0.0.0:PORT on every interface");
+ABSL_FLAG(std::string, metrics_tls_cert, "",
+          "PEM certificate (chain) for the metrics endpoint: with --metrics_tls_key it "
+          "serves HTTPS only");
+ABSL_FLAG(std::string, metrics_tls_key, "", "PEM private key of --metrics_tls_cert");
+ABSL_FLAG(std::string, metrics_auth_file, "",
+          "require HTTP Basic authentication for metrics: a file of user:SHA256HEX lines, the "
+          "hex being the SHA-256 of the password (printf %s PASSWORD | sha256sum)");
 ABSL_FLAG(std::string, config, "",
           "a file of flag settings, one \"name = value\" per line (# comments); the "
           "environment (RINGLOG_<NAME>) overrides it, and the command line both");
@@ -143,7 +151,8 @@ absl::StatusOr<DaemonOptions> daemon_options_from_flags() {
         absl::FormatDuration(d.node.producers.expiry)));
   }
   d.advertise = absl::GetFlag(FLAGS_advertise);
-  d.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  d.metrics = {absl::GetFlag(FLAGS_metrics_listen), absl::GetFlag(FLAGS_metrics_tls_cert),
+               absl::GetFlag(FLAGS_metrics_tls_key), absl::GetFlag(FLAGS_metrics_auth_file)};
   d.port_file = absl::GetFlag(FLAGS_port_file);
   d.log_level = absl::GetFlag(FLAGS_log_level);
   return d;

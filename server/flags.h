@@ -8,6 +8,7 @@
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/status/statusor.h"
+#include "metrics.h"
 #include "node.h"
 
 namespace ringlog {
@@ -15,7 +16,7 @@ namespace ringlog {
 struct DaemonOptions {
   NodeOptions node;
   std::string advertise;       // "": --listen with the port chosen
-  std::string metrics_listen;  // "": no metrics endpoint
+  MetricsOptions metrics;      // listen "": no metrics endpoint
   std::string port_file;       // "": none written
   std::string log_level;
 };
