@@ -411,7 +411,12 @@ void MetricsServer::Impl::accept_loop() {
     if (p[1].revents != 0) return;
     if ((p[0].revents & POLLIN) == 0) continue;
     const int client = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) continue;
+    if (client < 0) {
+      // Out of descriptors, the pending connection stays and poll() would
+      // return at once: give others time to close some (a stop still wakes it).
+      if (errno == EMFILE || errno == ENFILE) poll(&p[1], 1, 100);
+      continue;
+    }
     {
       std::lock_guard l(mu);
       if (stopping || relays >= kMaxRelays) {
