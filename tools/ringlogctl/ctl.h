@@ -29,6 +29,10 @@ inline constexpr int kNotAllowed = 5;  // the node wants other credentials: UNAU
                                        // (none, or an unknown token) or PERMISSION_DENIED
                                        // (a role the token or certificate lacks)
 
+// What to try when the node refused the credentials or TLS did not come up
+// (gRPC's words for the latter name neither the flags nor the likely cause);
+// "" if nothing to say, else " (...)".
+std::string hint(const absl::Status& s);
 // The exit code for `s`.
 int exit_code(const absl::Status& s);
 // Prints "ringlogctl: <message>" to stderr (with a hint for credentials the

@@ -400,4 +400,9 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace ringlog::ctl
 
-int main(int argc, char** argv) { return ringlog::ctl::run(argc, argv); }
+int main(int argc, char** argv) {
+  // ringlogctl says what failed itself; gRPC's own log lines on stderr (a
+  // failed TLS handshake) would only repeat it in other words.
+  setenv("GRPC_VERBOSITY", "NONE", /*overwrite=*/0);
+  return ringlog::ctl::run(argc, argv);
+}

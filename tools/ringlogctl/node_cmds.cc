@@ -112,34 +112,30 @@ int exit_code(const absl::Status& s) {
   }
 }
 
-namespace {
-
-// What to try when the node refused the credentials or TLS did not come up:
-// gRPC's own words for the latter name neither the flags nor the likely cause.
 std::string hint(const absl::Status& s) {
   const std::string msg = absl::AsciiStrToLower(s.message());
-  const bool tls = default_channel_security()->tls();
+  const std::shared_ptr<const ChannelSecurity> security = default_channel_security();
   if (absl::IsUnauthenticated(s)) {
     return " (give a token with --token-file or RINGLOG_TOKEN_FILE, or a client certificate "
            "with --tls-cert and --tls-key)";
   }
   if (!absl::IsUnavailable(s)) return "";
-  if (absl::StrContains(msg, "handshake") || absl::StrContains(msg, "ssl") ||
-      absl::StrContains(msg, "certificate") || absl::StrContains(msg, "tls")) {
-    return tls ? " (TLS failed: does the node serve TLS, with a certificate from --tls-ca's CA "
-                 "for this address or --tls-server-name? Does it require a client certificate, "
-                 "--tls-cert and --tls-key?)"
-               : " (TLS failed)";
+  const auto has = [&](const char* what) { return absl::StrContains(msg, what); };
+  if (security->tls() && has("wrong version number")) {
+    return " (the node does not serve TLS)";
   }
-  if (!tls && (absl::StrContains(msg, "socket closed") ||
-               absl::StrContains(msg, "connection reset") ||
-               absl::StrContains(msg, "end of tcp stream"))) {
-    return " (does the node serve TLS? give its CA with --tls-ca or RINGLOG_TLS_CA)";
+  if (security->tls() && (has("handshake") || has("ssl") || has("certificate"))) {
+    return " (TLS failed: is the node's certificate from the CA of --tls-ca, for this address "
+           "or --tls-server-name?)";
+  }
+  if (has("socket closed") || has("connection reset") || has("end of tcp stream")) {
+    if (!security->tls()) return " (does the node serve TLS? give its CA with --tls-ca)";
+    if (!security->has_client_cert()) {
+      return " (does the node require a client certificate? give --tls-cert and --tls-key)";
+    }
   }
   return "";
 }
-
-}  // namespace
 
 int report(const absl::Status& s) {
   std::fprintf(stderr, "ringlogctl: %s%s\n",
@@ -170,7 +166,8 @@ int cmd_status() {
         std::printf("{\"node\":%s,\"error\":%s}\n", json_string(node).c_str(),
                     json_string(st.status().message()).c_str());
       } else {
-        std::printf("%-22s %-8s %s\n", node.c_str(), "down", std::string(st.status().message()).c_str());
+        std::printf("%-22s %-8s %s%s\n", node.c_str(), "down",
+                    std::string(st.status().message()).c_str(), hint(st.status()).c_str());
       }
       continue;
     }
