@@ -61,6 +61,9 @@ grpc::Status admin_follow(const std::string& node, const std::string& primary) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   ringlog::v1::FollowCommand req;
   req.set_primary(primary);
+  // `primary` is still a replica, promoted right after: a node refuses to
+  // follow a replica unless told so.
+  req.set_to_be_promoted(true);
   ringlog::v1::FollowCommandResponse resp;
   return stub->Follow(&ctx, req, &resp);
 }
@@ -147,7 +150,10 @@ Run one_run(const std::string& bin, const std::string& dir) {
     }
   }
   const size_t other = best == 1 ? 2 : 1;
-  (void)admin_follow(nodes[other].address(), nodes[best].address());
+  if (const grpc::Status s = admin_follow(nodes[other].address(), nodes[best].address()); !s.ok()) {
+    std::fprintf(stderr, "failover_bench: pointing %s at %s: %s\n", nodes[other].address().c_str(),
+                 nodes[best].address().c_str(), s.error_message().c_str());
+  }
   Run r;
   {
     auto stub = ringlog::v1::Admin::NewStub(ringlog::make_channel(nodes[best].address()));
