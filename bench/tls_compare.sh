@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
     --commits=*) COMMITS=${1#*=}; shift ;;
     --events) EVENTS=$2; shift 2 ;;
     --events=*) EVENTS=${1#*=}; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "tls_compare.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
 done
