@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
@@ -47,6 +48,24 @@ ABSL_FLAG(uint64_t, max_producers, 100'000,
 ABSL_FLAG(absl::Duration, producer_expiry, absl::Hours(7 * 24),
           "an idempotent producer not seen for this long is forgotten (e.g. 168h; inf: never); "
           "a forgotten producer may start again from any producer_seq");
+ABSL_FLAG(uint32_t, max_calls_per_client, 512,
+          "open calls (streams included) from one client IP address; beyond it new calls are "
+          "refused with RESOURCE_EXHAUSTED naming this flag (0: no limit)");
+ABSL_FLAG(uint32_t, max_calls, 4096,
+          "open calls on this node from all clients; beyond it new calls are refused with "
+          "RESOURCE_EXHAUSTED naming this flag (0: no limit)");
+ABSL_FLAG(uint32_t, max_streams_per_connection, 1000,
+          "HTTP/2 streams (calls) open at once on one connection; a client's further calls wait "
+          "for one to end (0: gRPC's default, no limit)");
+ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(10),
+          "a connection without a call for this long is closed (GOAWAY; the client reconnects "
+          "for its next call; inf: never)");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Hours(24),
+          "a connection this old is told to go (GOAWAY): its client opens a new one for new "
+          "calls, and its open calls, such as a replica's stream, are never cut (inf: never)");
+ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(5),
+          "a connection that has not completed its handshake (TLS, HTTP/2 settings) within "
+          "this is closed");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)");
@@ -74,6 +93,8 @@ NodeOptions node_options_from_flags() {
   o.disk_full_timeout = absl::GetFlag(FLAGS_disk_full_timeout);
   o.producers.max_producers = absl::GetFlag(FLAGS_max_producers);
   o.producers.expiry = absl::GetFlag(FLAGS_producer_expiry);
+  o.calls.max_calls_per_client = absl::GetFlag(FLAGS_max_calls_per_client);
+  o.calls.max_calls = absl::GetFlag(FLAGS_max_calls);
   return o;
 }
 
@@ -97,6 +118,30 @@ absl::Status check_batch_size(const NodeOptions& o) {
   return absl::InvalidArgumentError(absl::StrFormat(
       "--max_batch_bytes=%d must be between %d (the largest record) and half of --ring_bytes",
       o.max_request_bytes, kMaxRecordSize));
+}
+
+absl::Status transport_limits_from_flags(TransportLimits* t) {
+  t->max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
+  t->max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  t->max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  t->handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
+  const std::pair<const char*, absl::Duration> durations[] = {
+      {"max_connection_idle", t->max_connection_idle},
+      {"max_connection_age", t->max_connection_age},
+      {"handshake_timeout", t->handshake_timeout}};
+  for (const auto& [name, d] : durations) {
+    if (d < absl::Milliseconds(1)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--%s=%s must be a duration of 1ms or more, such as 30s, or inf", name,
+          absl::FormatDuration(d)));
+    }
+  }
+  if (t->handshake_timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        "--handshake_timeout=inf would let connections that never complete their handshake "
+        "stay open forever; give a duration such as 5s");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -142,6 +187,7 @@ absl::StatusOr<DaemonOptions> daemon_options_from_flags() {
         "--producer_expiry=%s must be a duration above 0, such as 168h, or inf",
         absl::FormatDuration(d.node.producers.expiry)));
   }
+  if (absl::Status s = transport_limits_from_flags(&d.transport); !s.ok()) return s;
   d.advertise = absl::GetFlag(FLAGS_advertise);
   d.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   d.port_file = absl::GetFlag(FLAGS_port_file);

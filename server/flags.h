@@ -8,6 +8,7 @@
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/status/statusor.h"
+#include "call_limits.h"
 #include "node.h"
 
 namespace ringlog {
@@ -18,6 +19,7 @@ struct DaemonOptions {
   std::string metrics_listen;  // "": no metrics endpoint
   std::string port_file;       // "": none written
   std::string log_level;
+  TransportLimits transport;  // the connections' limits (call_limits.h)
 };
 
 // ringlogd's own flags, not those of the libraries it links, by name. These

@@ -26,7 +26,8 @@ namespace ringlog {
 // the mapping; the request is parsed as ReplayRequest.
 class ReplayReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  ReplayReactor(Node* node, const grpc::ByteBuffer* request);
+  // `ticket`: the call's place in the node's call limits, held until OnDone.
+  ReplayReactor(Node* node, const grpc::ByteBuffer* request, CallLimits::Ticket ticket);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -44,6 +45,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void finish_locked(const grpc::Status& s);
 
   Node* node_;
+  CallLimits::Ticket ticket_;
   std::mutex mu_;
   std::optional<LogReader> reader_;
   v1::ReplayResponse resp_;        // the next response, without mapped runs

@@ -1,5 +1,7 @@
 #include "services.h"
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "append_reactor.h"
@@ -10,19 +12,50 @@
 
 namespace ringlog {
 
+namespace {
+
+// Where every call of EventLog, Admin and Replication starts (health and
+// reflection are not counted): OK and the call's place in the node's call
+// limits in *ticket, or the status that refuses the call.
+grpc::Status admit(Node* node, grpc::CallbackServerContext* ctx, CallLimits::Ticket* ticket) {
+  return to_grpc(node->call_limits().admit(ctx->peer(), ticket));
+}
+
+// A streaming call refused before it started: finished at once with its
+// status (a callback reactor must still be returned, and delete itself).
+class RefusedBidi final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit RefusedBidi(const grpc::Status& s) { Finish(s); }
+  void OnDone() override { delete this; }
+};
+
+class RefusedWrite final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  explicit RefusedWrite(const grpc::Status& s) { Finish(s); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EventLogService::Append(
     grpc::CallbackServerContext* ctx) {
-  return new AppendReactor(node_, ctx);
+  CallLimits::Ticket ticket;
+  if (grpc::Status s = admit(node_, ctx, &ticket); !s.ok()) return new RefusedBidi(s);
+  return new AppendReactor(node_, ctx, std::move(ticket));
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventLogService::Replay(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* req) {
-  return new ReplayReactor(node_, req);
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
+  CallLimits::Ticket ticket;
+  if (grpc::Status s = admit(node_, ctx, &ticket); !s.ok()) return new RefusedWrite(s);
+  return new ReplayReactor(node_, req, std::move(ticket));
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ReplicationService::Follow(
     grpc::CallbackServerContext* ctx) {
-  return new FollowReactor(node_, ctx);
+  CallLimits::Ticket ticket;
+  if (grpc::Status s = admit(node_, ctx, &ticket); !s.ok()) return new RefusedBidi(s);
+  return new FollowReactor(node_, ctx, std::move(ticket));
 }
 
 namespace {
@@ -55,6 +88,11 @@ grpc::ServerUnaryReactor* AdminService::GetStatus(grpc::CallbackServerContext* c
                                                   const grpc::ByteBuffer* raw,
                                                   grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  CallLimits::Ticket ticket;  // held until the call is finished, below
+  if (grpc::Status s = admit(node_, ctx, &ticket); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::GetStatusRequest req;
   if (!parse_request(raw, &req, r)) return r;
   v1::NodeStatus resp;
@@ -67,11 +105,16 @@ grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx
                                                 const grpc::ByteBuffer* raw,
                                                 grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  auto ticket = std::make_shared<CallLimits::Ticket>();  // held until the call is finished
+  if (grpc::Status s = admit(node_, ctx, ticket.get()); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::PromoteRequest req;
   if (!parse_request(raw, &req, r)) return r;
   std::vector<std::string> peers(req.peers().begin(), req.peers().end());
   // Promotion blocks (it stops the follower, asks the peers): not on this thread.
-  node_->run_admin([node = node_, ctx, r, out, force = req.force(), peers] {
+  node_->run_admin([node = node_, ctx, r, out, force = req.force(), peers, ticket] {
     absl::StatusOr<Node::Promoted> p = node->promote(force, peers);
     v1::PromoteResponse resp;
     if (p.ok()) {
@@ -112,6 +155,11 @@ grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* raw,
                                                grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  auto ticket = std::make_shared<CallLimits::Ticket>();  // held until the call is finished
+  if (grpc::Status s = admit(node_, ctx, ticket.get()); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::FollowCommand req;
   if (!parse_request(raw, &req, r)) return r;
   if (req.primary().empty()) {
@@ -119,7 +167,7 @@ grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
     return r;
   }
   node_->run_admin([node = node_, ctx, r, out, primary = req.primary(), force = req.force(),
-                    check = !req.to_be_promoted()] {
+                    check = !req.to_be_promoted(), ticket] {
     absl::StatusOr<uint64_t> e = check ? check_follow_target(primary, node->node_id())
                                        : absl::StatusOr<uint64_t>(0);
     if (e.ok()) e = node->follow(primary, force);
