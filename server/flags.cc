@@ -127,19 +127,21 @@ absl::Status transport_limits_from_flags(TransportLimits* t) {
   t->handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
   const std::pair<const char*, absl::Duration> durations[] = {
       {"max_connection_idle", t->max_connection_idle},
-      {"max_connection_age", t->max_connection_age},
-      {"handshake_timeout", t->handshake_timeout}};
+      {"max_connection_age", t->max_connection_age}};
   for (const auto& [name, d] : durations) {
     if (d < absl::Milliseconds(1)) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "--%s=%s must be a duration of 1ms or more, such as 30s, or inf", name,
+          "--%s=%s must be a duration of 1ms or more, such as 30m, or inf", name,
           absl::FormatDuration(d)));
     }
   }
-  if (t->handshake_timeout == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(
-        "--handshake_timeout=inf would let connections that never complete their handshake "
-        "stay open forever; give a duration such as 5s");
+  // No "inf" here: a connection that never completes its handshake would
+  // then hold its file descriptor forever.
+  if (t->handshake_timeout < absl::Milliseconds(1) ||
+      t->handshake_timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--handshake_timeout=%s must be a duration of 1ms or more, such as 5s",
+        absl::FormatDuration(t->handshake_timeout)));
   }
   return absl::OkStatus();
 }
