@@ -8,8 +8,9 @@
 
 namespace ringlog {
 
-AppendReactor::AppendReactor(Node* node, grpc::CallbackServerContext* ctx)
-    : node_(node), ctx_(ctx) {
+AppendReactor::AppendReactor(Node* node, grpc::CallbackServerContext* ctx,
+                             CallLimits::Ticket ticket)
+    : node_(node), ctx_(ctx), ticket_(std::move(ticket)) {
   node_->stream_opened(StreamKind::kAppend);
   std::lock_guard l(mu_);
   if (node_->role() != Role::kPrimary) {
@@ -160,6 +161,7 @@ void AppendReactor::OnCancel() {
 
 void AppendReactor::OnDone() {
   node_->stream_closed(StreamKind::kAppend);
+  ticket_.reset();  // the call has ended, even if batches still call back
   bool destroy;
   {
     std::lock_guard l(mu_);

@@ -34,7 +34,8 @@ namespace ringlog {
 class AppendReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `ctx` is the call's: a "not the primary" answer puts its redirect there.
-  AppendReactor(Node* node, grpc::CallbackServerContext* ctx);
+  // `ticket` is the call's place in the node's call limits, given back at OnDone.
+  AppendReactor(Node* node, grpc::CallbackServerContext* ctx, CallLimits::Ticket ticket);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -67,6 +68,7 @@ class AppendReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   Node* node_;
   StreamAuth auth_;
   grpc::CallbackServerContext* ctx_;
+  CallLimits::Ticket ticket_;
   std::mutex mu_;
   grpc::ByteBuffer req_buf_;             // the read in flight
   v1::AppendRequest req_;                // req_buf_, parsed

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
@@ -63,6 +64,24 @@ ABSL_FLAG(std::string, auth_tokens, "",
 ABSL_FLAG(std::string, token_file, "",
           "this node's token (the file's first line), sent when it calls other nodes: needs "
           "replicate to follow a primary, replay to read a peer's status");
+ABSL_FLAG(uint32_t, max_calls_per_client, 512,
+          "open calls (streams included) from one client IP address; beyond it new calls are "
+          "refused with RESOURCE_EXHAUSTED naming this flag (0: no limit)");
+ABSL_FLAG(uint32_t, max_calls, 4096,
+          "open calls on this node from all clients; beyond it new calls are refused with "
+          "RESOURCE_EXHAUSTED naming this flag (0: no limit)");
+ABSL_FLAG(uint32_t, max_streams_per_connection, 1000,
+          "HTTP/2 streams (calls) open at once on one connection; a client's further calls wait "
+          "for one to end (0: gRPC's default, no limit)");
+ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(10),
+          "a connection without a call for this long is closed (GOAWAY; the client reconnects "
+          "for its next call; inf: never)");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Hours(24),
+          "a connection this old is told to go (GOAWAY): its client opens a new one for new "
+          "calls, and its open calls, such as a replica's stream, are never cut (inf: never)");
+ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(5),
+          "a connection that has not completed its handshake (TLS, HTTP/2 settings) within "
+          "this is closed");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off); PORT alone "
@@ -98,6 +117,8 @@ NodeOptions node_options_from_flags() {
   o.disk_full_timeout = absl::GetFlag(FLAGS_disk_full_timeout);
   o.producers.max_producers = absl::GetFlag(FLAGS_max_producers);
   o.producers.expiry = absl::GetFlag(FLAGS_producer_expiry);
+  o.calls.max_calls_per_client = absl::GetFlag(FLAGS_max_calls_per_client);
+  o.calls.max_calls = absl::GetFlag(FLAGS_max_calls);
   return o;
 }
 
@@ -121,6 +142,32 @@ absl::Status check_batch_size(const NodeOptions& o) {
   return absl::InvalidArgumentError(absl::StrFormat(
       "--max_batch_bytes=%d must be between %d (the largest record) and half of --ring_bytes",
       o.max_request_bytes, kMaxRecordSize));
+}
+
+absl::Status transport_limits_from_flags(TransportLimits* t) {
+  t->max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
+  t->max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  t->max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  t->handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
+  const std::pair<const char*, absl::Duration> durations[] = {
+      {"max_connection_idle", t->max_connection_idle},
+      {"max_connection_age", t->max_connection_age}};
+  for (const auto& [name, d] : durations) {
+    if (d < absl::Milliseconds(1)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--%s=%s must be a duration of 1ms or more, such as 30m, or inf", name,
+          absl::FormatDuration(d)));
+    }
+  }
+  // No "inf" here: a connection that never completes its handshake would
+  // then hold its file descriptor forever.
+  if (t->handshake_timeout < absl::Milliseconds(1) ||
+      t->handshake_timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--handshake_timeout=%s must be a duration of 1ms or more, such as 5s",
+        absl::FormatDuration(t->handshake_timeout)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -173,6 +220,7 @@ absl::StatusOr<DaemonOptions> daemon_options_from_flags() {
   d.security.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
   d.security.token_file = absl::GetFlag(FLAGS_token_file);
   d.security.stage_dir = d.node.data_dir + "/.tls";
+  if (absl::Status s = transport_limits_from_flags(&d.transport); !s.ok()) return s;
   d.advertise = absl::GetFlag(FLAGS_advertise);
   d.metrics = {absl::GetFlag(FLAGS_metrics_listen), absl::GetFlag(FLAGS_metrics_tls_cert),
                absl::GetFlag(FLAGS_metrics_tls_key), absl::GetFlag(FLAGS_metrics_auth_file)};

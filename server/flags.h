@@ -9,6 +9,7 @@
 #include "absl/flags/commandlineflag.h"
 #include "absl/status/statusor.h"
 #include "metrics.h"
+#include "call_limits.h"
 #include "node.h"
 #include "security.h"
 
@@ -21,6 +22,7 @@ struct DaemonOptions {
   MetricsOptions metrics;      // listen "": no metrics endpoint
   std::string port_file;       // "": none written
   std::string log_level;
+  TransportLimits transport;  // the connections' limits (call_limits.h)
 };
 
 // ringlogd's own flags, not those of the libraries it links, by name. These

@@ -9,8 +9,9 @@
 
 namespace ringlog {
 
-FollowReactor::FollowReactor(Node* node, grpc::CallbackServerContext* ctx)
-    : node_(node), ctx_(ctx), peer_(ctx->peer()) {
+FollowReactor::FollowReactor(Node* node, grpc::CallbackServerContext* ctx,
+                             CallLimits::Ticket ticket)
+    : node_(node), ctx_(ctx), peer_(ctx->peer()), ticket_(std::move(ticket)) {
   std::lock_guard l(mu_);
   if (node_->role() != Role::kPrimary) {
     finish_locked(to_grpc(node_->not_primary("follow"), ctx_));

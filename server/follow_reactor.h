@@ -32,7 +32,8 @@ class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   static constexpr uint64_t kDefaultWindow = uint64_t{64} << 20;
 
   // `ctx` is the call's: a "not the primary" answer puts its redirect there.
-  FollowReactor(Node* node, grpc::CallbackServerContext* ctx);
+  // `ticket`: the call's place in the node's call limits, held until OnDone.
+  FollowReactor(Node* node, grpc::CallbackServerContext* ctx, CallLimits::Ticket ticket);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -59,6 +60,7 @@ class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   StreamAuth auth_;
   grpc::CallbackServerContext* ctx_;
   const std::string peer_;
+  CallLimits::Ticket ticket_;
   std::mutex mu_;
   grpc::ByteBuffer req_buf_;
   v1::FollowRequest req_;

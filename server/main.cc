@@ -193,7 +193,8 @@ struct GrpcServing {
 
 absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
                                                         const ringlog::NodeOptions& o,
-                                                        const ringlog::Security* security) {
+                                                        const ringlog::Security* security,
+                                                        const ringlog::TransportLimits& limits) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   auto s = std::make_unique<GrpcServing>(node, security);
@@ -202,11 +203,11 @@ absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
   // gRPC binds with SO_REUSEPORT by default: a second node started on the
   // same port would start too, and calls would split between the two.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // No transport limit below what protobuf can encode: the reactors refuse
-  // an oversized request themselves, with INVALID_ARGUMENT naming the limit
-  // (gRPC's own check answers RESOURCE_EXHAUSTED, which means a full disk
-  // here). A message is buffered whole before that check either way.
-  builder.SetMaxReceiveMessageSize(INT_MAX);
+  // Streams per connection, idle and old connections, the handshake's
+  // deadline, and the largest message received: --max_batch_bytes + 64 MiB,
+  // so that an oversized Append gets the reactor's INVALID_ARGUMENT naming
+  // the flag, while no client can make the node buffer a message of GiBs.
+  ringlog::apply_transport_limits(builder, limits, o.max_request_bytes);
   builder.SetMaxSendMessageSize(64 << 20);
   // Several batches in flight per stream before HTTP/2 flow control waits.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
@@ -217,11 +218,9 @@ absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // The node pings its clients too, so that the calls of one that vanished
-  // end (and release what they hold) within seconds; a connection that
-  // stalls in its handshake is closed after 5 s.
+  // end (and release what they hold) within seconds.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 5000);
   builder.RegisterService(&s->event_log);
   builder.RegisterService(&s->admin);
   builder.RegisterService(&s->replication);
@@ -388,8 +387,9 @@ int main(int argc, char** argv) {
   // files there.
   if (absl::Status s = (*security)->start_tls(); !s.ok()) return fail(s.ToString());
   log_security(**security, o->node.listen);
+  ringlog::raise_open_files_limit();
   absl::StatusOr<std::unique_ptr<GrpcServing>> serving =
-      serve_grpc(node->get(), o->node, security->get());
+      serve_grpc(node->get(), o->node, security->get(), o->transport);
   if (!serving.ok()) return fail(std::string(serving.status().message()));
   const std::string& listen = o->node.listen;
   const std::string advertise = !o->advertise.empty()

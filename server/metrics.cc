@@ -134,6 +134,20 @@ std::string MetricsServer::render(Node& node) {
   counter(&out, "ringlog_producers_expired_total",
           "Producers forgotten after --producer_expiry without a batch.",
           static_cast<double>(ps.expired));
+  const CallLimits::Stats calls = node.call_limits().stats();
+  gauge(&out, "ringlog_calls_open",
+        "Open calls of EventLog, Admin and Replication (at most --max_calls).",
+        static_cast<double>(calls.open));
+  gauge(&out, "ringlog_call_clients", "Client addresses with a call open.",
+        static_cast<double>(calls.clients));
+  absl::StrAppendFormat(
+      &out,
+      "# HELP ringlog_calls_refused_total Calls refused with RESOURCE_EXHAUSTED by a call limit: "
+      "--max_calls_per_client (limit=\"per_client\") or --max_calls (limit=\"node\").\n"
+      "# TYPE ringlog_calls_refused_total counter\n"
+      "ringlog_calls_refused_total{limit=\"per_client\"} %d\n"
+      "ringlog_calls_refused_total{limit=\"node\"} %d\n",
+      calls.refused_per_client, calls.refused_node);
   out += "# HELP ringlog_replica_lag_bytes Log bytes a replica has not acknowledged.\n"
          "# TYPE ringlog_replica_lag_bytes gauge\n";
   for (const v1::ReplicaInfo& r : st.replicas()) {

@@ -43,6 +43,7 @@
 #include "append_intake.h"
 #include "commit_tracker.h"
 #include "follower.h"
+#include "call_limits.h"
 #include "node_files.h"
 #include "producer_table.h"
 #include "replication_streams.h"
@@ -79,6 +80,8 @@ struct NodeOptions {
   // Idempotent producers remembered: how many, and for how long idle
   // (--max_producers, --producer_expiry; producer_table.h).
   ProducerTableOptions producers;
+  // Open calls per client address and per node (call_limits.h).
+  CallLimitOptions calls;
 };
 
 // Counters over the node's life (across role changes), for metrics.
@@ -183,6 +186,8 @@ class Node {
   void fill_status(v1::NodeStatus* out) const;
   NodeCounters counters() const;
   ProducerStats producer_stats() { return producers_.stats(); }
+  // Every call of the node's services takes a place here (services.cc).
+  CallLimits& call_limits() { return call_limits_; }
   std::vector<ReplicaLag> replica_lag_seconds() const { return commits_.lag_seconds(); }
   // Open client streams, for status (relaxed: gauges).
   void stream_opened(StreamKind k) { gauge(k).fetch_add(1, std::memory_order_relaxed); }
@@ -249,6 +254,9 @@ class Node {
   }
 
   const NodeOptions options_;
+  // Right after options_: destroyed last, after whatever may still hold a
+  // ticket (the admin queue's pending calls).
+  CallLimits call_limits_{options_.calls};
   const absl::Time started_ = absl::Now();
   std::string node_id_;
   std::unique_ptr<SegmentedLog> log_;

@@ -9,7 +9,9 @@
 
 namespace ringlog {
 
-ReplayReactor::ReplayReactor(Node* node, const grpc::ByteBuffer* request) : node_(node) {
+ReplayReactor::ReplayReactor(Node* node, const grpc::ByteBuffer* request,
+                             CallLimits::Ticket ticket)
+    : node_(node), ticket_(std::move(ticket)) {
   node_->stream_opened(StreamKind::kReplay);
   std::lock_guard l(mu_);
   v1::ReplayRequest r;

@@ -27,7 +27,8 @@ namespace ringlog {
 // the mapping; the request is parsed as ReplayRequest.
 class ReplayReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  ReplayReactor(Node* node, const grpc::ByteBuffer* request);
+  // `ticket`: the call's place in the node's call limits, held until OnDone.
+  ReplayReactor(Node* node, const grpc::ByteBuffer* request, CallLimits::Ticket ticket);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -50,6 +51,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   Node* node_;
   StreamAuth auth_;
+  CallLimits::Ticket ticket_;
   std::mutex mu_;
   std::optional<LogReader> reader_;
   v1::ReplayResponse resp_;        // the next response, without mapped runs

@@ -1,5 +1,7 @@
 #include "services.h"
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "append_reactor.h"
@@ -11,58 +13,74 @@
 namespace ringlog {
 namespace {
 
-// The call's credentials against the role it needs (security.h); OK when
-// the node checks none.
-grpc::Status admit(const Security* security, grpc::CallbackServerContext* ctx, Roles need,
-                   const char* method, StreamAuth* auth = nullptr) {
-  if (security == nullptr) return grpc::Status::OK;
-  Grant grant;
-  grpc::Status s = security->authorize(ctx, need, method, &grant);
-  if (s.ok() && auth != nullptr) *auth = StreamAuth{security, std::move(grant), need, method};
-  return s;
+// Where every call of EventLog, Admin and Replication starts (health and
+// reflection are neither checked nor counted): its credentials against the
+// role it needs (security.h; nothing checked when `security` is null), then
+// its place in the node's call limits. OK with the ticket (and the grant a
+// stream keeps checking), or the status that refuses the call. The
+// credentials come first, so calls that would be refused anyway take no
+// place in the limits.
+grpc::Status admit(Node* node, const Security* security, grpc::CallbackServerContext* ctx,
+                   Roles need, const char* method, CallLimits::Ticket* ticket,
+                   StreamAuth* auth = nullptr) {
+  if (security != nullptr) {
+    Grant grant;
+    if (grpc::Status s = security->authorize(ctx, need, method, &grant); !s.ok()) return s;
+    if (auth != nullptr) *auth = StreamAuth{security, std::move(grant), need, method};
+  }
+  return to_grpc(node->call_limits().admit(ctx->peer(), ticket));
 }
 
-// A streaming call refused before it started: finished with `status` at
-// once (gRPC holds the Finish until the reactor is bound), then deleted.
+// A streaming call refused before it started: finished at once with its
+// status (a callback reactor must still be returned, and delete itself;
+// gRPC holds the Finish until the reactor is bound).
 template <class Base>
 class Refused final : public Base {
  public:
   explicit Refused(const grpc::Status& status) { this->Finish(status); }
   void OnDone() override { delete this; }
 };
+using RefusedBidi = Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>;
+using RefusedWrite = Refused<grpc::ServerWriteReactor<grpc::ByteBuffer>>;
 
 }  // namespace
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EventLogService::Append(
     grpc::CallbackServerContext* ctx) {
+  CallLimits::Ticket ticket;
   StreamAuth auth;
-  if (grpc::Status s = admit(security_, ctx, kRoleAppend, "Append", &auth); !s.ok()) {
-    return new Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(s);
+  if (grpc::Status s = admit(node_, security_, ctx, kRoleAppend, "Append", &ticket, &auth);
+      !s.ok()) {
+    return new RefusedBidi(s);
   }
-  auto* r = new AppendReactor(node_, ctx);
+  auto* r = new AppendReactor(node_, ctx, std::move(ticket));
   r->set_auth(std::move(auth));
   return r;
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventLogService::Replay(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
+  CallLimits::Ticket ticket;
   StreamAuth auth;
-  if (grpc::Status s = admit(security_, ctx, kRoleReplay, "Replay", &auth); !s.ok()) {
-    return new Refused<grpc::ServerWriteReactor<grpc::ByteBuffer>>(s);
+  if (grpc::Status s = admit(node_, security_, ctx, kRoleReplay, "Replay", &ticket, &auth);
+      !s.ok()) {
+    return new RefusedWrite(s);
   }
-  auto* r = new ReplayReactor(node_, req);
+  auto* r = new ReplayReactor(node_, req, std::move(ticket));
   r->set_auth(std::move(auth));
   return r;
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ReplicationService::Follow(
     grpc::CallbackServerContext* ctx) {
+  CallLimits::Ticket ticket;
   StreamAuth auth;
-  if (grpc::Status s = admit(security_, ctx, kRoleReplicate, "Replication.Follow", &auth);
+  if (grpc::Status s = admit(node_, security_, ctx, kRoleReplicate, "Replication.Follow", &ticket,
+                             &auth);
       !s.ok()) {
-    return new Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(s);
+    return new RefusedBidi(s);
   }
-  auto* r = new FollowReactor(node_, ctx);
+  auto* r = new FollowReactor(node_, ctx, std::move(ticket));
   r->set_auth(std::move(auth));
   return r;
 }
@@ -97,7 +115,9 @@ grpc::ServerUnaryReactor* AdminService::GetStatus(grpc::CallbackServerContext* c
                                                   const grpc::ByteBuffer* raw,
                                                   grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  if (grpc::Status s = admit(security_, ctx, kRoleReplay | kRoleAdmin, "GetStatus"); !s.ok()) {
+  CallLimits::Ticket ticket;  // held until the call is finished, below
+  if (grpc::Status s = admit(node_, security_, ctx, kRoleReplay | kRoleAdmin, "GetStatus", &ticket);
+      !s.ok()) {
     r->Finish(s);
     return r;
   }
@@ -113,7 +133,8 @@ grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx
                                                 const grpc::ByteBuffer* raw,
                                                 grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  if (grpc::Status s = admit(security_, ctx, kRoleAdmin, "Promote"); !s.ok()) {
+  auto ticket = std::make_shared<CallLimits::Ticket>();  // held until the call is finished
+  if (grpc::Status s = admit(node_, security_, ctx, kRoleAdmin, "Promote", ticket.get()); !s.ok()) {
     r->Finish(s);
     return r;
   }
@@ -121,7 +142,7 @@ grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx
   if (!parse_request(raw, &req, r)) return r;
   std::vector<std::string> peers(req.peers().begin(), req.peers().end());
   // Promotion blocks (it stops the follower, asks the peers): not on this thread.
-  node_->run_admin([node = node_, ctx, r, out, force = req.force(), peers] {
+  node_->run_admin([node = node_, ctx, r, out, force = req.force(), peers, ticket] {
     absl::StatusOr<Node::Promoted> p = node->promote(force, peers);
     v1::PromoteResponse resp;
     if (p.ok()) {
@@ -162,7 +183,9 @@ grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* raw,
                                                grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  if (grpc::Status s = admit(security_, ctx, kRoleAdmin, "Admin.Follow"); !s.ok()) {
+  auto ticket = std::make_shared<CallLimits::Ticket>();  // held until the call is finished
+  if (grpc::Status s = admit(node_, security_, ctx, kRoleAdmin, "Admin.Follow", ticket.get());
+      !s.ok()) {
     r->Finish(s);
     return r;
   }
@@ -173,7 +196,7 @@ grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
     return r;
   }
   node_->run_admin([node = node_, ctx, r, out, primary = req.primary(), force = req.force(),
-                    check = !req.to_be_promoted()] {
+                    check = !req.to_be_promoted(), ticket] {
     absl::StatusOr<uint64_t> e = check ? check_follow_target(primary, node->node_id())
                                        : absl::StatusOr<uint64_t>(0);
     if (e.ok()) e = node->follow(primary, force);
