@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "harness.h"
 #include "kit/pki.h"
 #include "ringlog/security.h"
@@ -299,6 +300,115 @@ TEST_F(IntegrationSecurity, HealthAnswersWithoutCredentials) {
   EXPECT_EQ(r.responses[0], std::string("\x08\x01", 2)) << "HealthCheckResponse{status: SERVING}";
   // The same channel, without a token, is refused the node's own services.
   EXPECT_TRUE(is_code(get_status(n.address(), tls()), grpc::StatusCode::UNAUTHENTICATED));
+}
+
+// ---- Streams already open ----
+
+TEST_F(IntegrationSecurity, RevokedTokensEndTheirOpenStreamsBeforeTheNextMessage) {
+  tools::NodeProcess& n = start_node({"--auth_tokens=" + tokens_file()});
+  const std::string address = n.address();
+  std::unique_ptr<Client> admin = connect_with(n, plain(kAdminToken));
+  append_numbered(*admin, 0, 0, 10);
+  std::unique_ptr<Client> reader = connect_with(n, plain(kReplayToken));
+  BackgroundReplay follow(*reader, {.follow = true});
+  ASSERT_TRUE(wait_until([&] { return follow.count() == 10; }, absl::Seconds(30)));
+  RawAppendStream writer(make_channel(address, plain(kAppendToken)), absl::Seconds(60));
+  ASSERT_TRUE(writer.send(1, testkit::encode_events(1, 0, 5, kTestPayloadBytes)));
+  ASSERT_TRUE(writer.wait_acks(1)) << "the append token could not append before the revocation";
+  ASSERT_TRUE(wait_until([&] { return follow.count() == 15; }, absl::Seconds(30)));
+
+  // Both tokens leave the file; the admin token stays.
+  std::string text;
+  for (absl::string_view line : absl::StrSplit(tokens_text(), '\n')) {
+    if (!absl::StartsWith(line, kReplayToken) && !absl::StartsWith(line, kAppendToken)) {
+      absl::StrAppend(&text, line, "\n");
+    }
+  }
+  testkit::write_file_atomically(tokens_file(), text);
+  ASSERT_EQ(::kill(n.pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_until(
+      [&] { return is_code(get_status(address, plain(kReplayToken)), grpc::StatusCode::UNAUTHENTICATED); },
+      absl::Seconds(20)));
+
+  append_numbered(*admin, 0, 10, 10);
+  EXPECT_TRUE(wait_until([&] { return follow.ended(); }, absl::Seconds(20)))
+      << "the replay of a revoked token goes on; it has " << follow.count() << " events";
+  EXPECT_EQ(follow.count(), 15u) << "events appended after the revocation reached the revoked token";
+  const absl::Status replay_end = follow.stop();
+  EXPECT_TRUE(absl::IsUnauthenticated(replay_end)) << replay_end;
+  EXPECT_FALSE(absl::StrContains(replay_end.message(), kReplayToken)) << replay_end;
+
+  ASSERT_TRUE(writer.send(2, testkit::encode_events(1, 5, 5, kTestPayloadBytes)));
+  std::optional<grpc::Status> append_end = writer.wait_end(absl::Seconds(20));
+  ASSERT_TRUE(append_end.has_value()) << "the append stream of a revoked token goes on";
+  EXPECT_TRUE(is_code(*append_end, grpc::StatusCode::UNAUTHENTICATED)) << show(*append_end);
+  EXPECT_EQ(writer.acks().size(), 1u) << "a batch sent after the revocation was acknowledged";
+  EXPECT_EQ(replay_all(*admin, {}).events.size(), 25u) << "10 + 5 from the writer + 10";
+}
+
+TEST_F(IntegrationSecurity, AnExpiringTokenEndsItsOpenStream) {
+  // A token that expires a few seconds from now, with no reload in between.
+  const absl::Time expires = absl::Now() + absl::Seconds(8);
+  const std::string short_lived = "shortlived-0123456789abcdef-secret";
+  testkit::write_file_atomically(
+      tokens_file(), absl::StrCat(tokens_text(), short_lived, " replay name=short expires=",
+                                  absl::FormatTime(absl::RFC3339_sec, expires, absl::UTCTimeZone()),
+                                  "\n"));
+  tools::NodeProcess& n = start_node({"--auth_tokens=" + tokens_file()});
+  std::unique_ptr<Client> admin = connect_with(n, plain(kAdminToken));
+  append_numbered(*admin, 0, 0, 10);
+  std::unique_ptr<Client> reader = connect_with(n, plain(short_lived));
+  BackgroundReplay follow(*reader, {.follow = true});
+  ASSERT_TRUE(wait_until([&] { return follow.count() == 10; }, absl::Seconds(6)))
+      << "too slow to test before the token expires";
+  // Await the expiry as the node sees it: a new call with the token fails.
+  ASSERT_TRUE(wait_until(
+      [&] { return is_code(get_status(n.address(), plain(short_lived)), grpc::StatusCode::UNAUTHENTICATED); },
+      absl::Seconds(20)));
+  append_numbered(*admin, 0, 10, 10);
+  EXPECT_TRUE(wait_until([&] { return follow.ended(); }, absl::Seconds(10)))
+      << "the replay of an expired token goes on; it has " << follow.count() << " events";
+  EXPECT_EQ(follow.count(), 10u) << "events appended after the expiry reached the expired token";
+}
+
+TEST_F(IntegrationSecurity, ReplicaWhoseTokenIsRevokedStopsFollowing) {
+  // The primary has a tokens file of its own, to revoke the replica's token there only.
+  const std::string primary_tokens = dir() + "/primary-tokens";
+  testkit::write_file_atomically(primary_tokens, tokens_text());
+  tools::NodeProcess& p = start_node({"--role=primary", "--auth_tokens=" + primary_tokens}, 0);
+  const std::string primary = p.address();
+  const auto admin = plain(kAdminToken);
+  std::unique_ptr<Client> c = connect_with(p, admin);
+  append_numbered(*c, 0, 0, 10);
+  const std::string replica =
+      start_node({"--role=replica", "--primary=" + primary, "--auth_tokens=" + tokens_file(),
+                  "--token_file=" + token_file("replica-token", kReplicaToken)},
+                 1)
+          .address();
+  testkit::Channels channels(admin);
+  ASSERT_TRUE(testkit::wait_converged(channels, primary, {replica}, absl::Seconds(60), {}));
+
+  std::string text;
+  for (absl::string_view line : absl::StrSplit(tokens_text(), '\n')) {
+    if (!absl::StartsWith(line, kReplicaToken) && !line.empty()) absl::StrAppend(&text, line, "\n");
+  }
+  testkit::write_file_atomically(primary_tokens, text);
+  ASSERT_EQ(::kill(p.pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_until([&] { return count_in_output("credentials reloaded", 0) == 1; },
+                         absl::Seconds(20)));
+  // The open stream ends at the replica's next message (its ack of what
+  // comes next); the replica's new calls are refused.
+  append_numbered(*c, 0, 10, 10);
+  std::string error;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        absl::StatusOr<v1::NodeStatus> s = channels.status(replica);
+        error = s.ok() ? s->replication_error() : s.status().ToString();
+        return absl::StrContains(error, "UNAUTHENTICATED");
+      },
+      absl::Seconds(30)))
+      << "the replica whose token was revoked says: " << error;
+  EXPECT_FALSE(absl::StrContains(error, kReplicaToken)) << error;
 }
 
 // ---- Replication ----
