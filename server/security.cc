@@ -380,6 +380,7 @@ grpc::Status Security::authorize(grpc::ServerContextBase* ctx, Roles need,
                                                         absl::UTCTimeZone())));
     }
     g.roles |= match->roles;
+    g.expires = match->expires;
     who.insert(who.begin(), absl::StrCat("token ", match->name));
   }
   if (!g.has_token && names.empty()) {
@@ -404,7 +405,13 @@ grpc::Status Security::authorize(grpc::ServerContextBase* ctx, Roles need,
 
 grpc::Status Security::still_valid(Grant* grant, Roles need, absl::string_view method) const {
   const uint64_t gen = generation_.load(std::memory_order_acquire);
-  if (gen == grant->generation || !enforcing_) return grpc::Status::OK;
+  // Between reloads only the token's expiry can end the grant: a clock
+  // read, and only for tokens that expire.
+  if (!enforcing_) return grpc::Status::OK;
+  if (gen == grant->generation &&
+      (grant->expires == absl::InfiniteFuture() || absl::Now() < grant->expires)) {
+    return grpc::Status::OK;
+  }
   grant->generation = gen;
   std::shared_ptr<const AccessTable> table;
   {
@@ -419,6 +426,7 @@ grpc::Status Security::still_valid(Grant* grant, Roles need, absl::string_view m
       if (eq && t.expires > absl::Now()) {
         roles |= t.roles;
         known = true;
+        grant->expires = t.expires;
       }
     }
   }

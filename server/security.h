@@ -90,6 +90,7 @@ struct Grant {
   bool has_token = false;
   std::vector<std::string> cert_names;  // of a verified client certificate
   Roles cert_roles = 0;
+  absl::Time expires = absl::InfiniteFuture();  // the token's; a stream ends then too
   uint64_t generation = 0;
 };
 
@@ -129,9 +130,10 @@ class Security {
   // UNAUTHENTICATED or PERMISSION_DENIED naming what is missing.
   grpc::Status authorize(grpc::ServerContextBase* ctx, Roles need, absl::string_view method,
                          Grant* grant = nullptr) const;
-  // A grant checked again after a reload: its token may be gone or expired,
-  // its certificate's entry removed.
-  // Cheap while nothing was reloaded (one atomic load).
+  // A grant checked again after a reload, and once its token expires: its
+  // token may be gone or expired, its certificate's entry removed.
+  // Cheap while nothing was reloaded (one atomic load, and a clock read for
+  // a token that expires).
   grpc::Status still_valid(Grant* grant, Roles need, absl::string_view method) const;
 
   bool tls() const { return !options_.tls_cert.empty(); }

@@ -49,7 +49,7 @@ std::string NodeSet::output(const std::string& name) const {
 std::shared_ptr<grpc::Channel> Channels::get(const std::string& address) {
   std::lock_guard l(mu_);
   std::shared_ptr<grpc::Channel>& ch = channels_[address];
-  if (!ch) ch = make_channel(address);
+  if (!ch) ch = make_channel(address, security_);
   return ch;
 }
 

@@ -21,6 +21,7 @@
 #include "common/process.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "ringlog/security.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
 namespace ringlog::testkit {
@@ -58,15 +59,20 @@ class NodeSet {
   std::map<std::string, std::unique_ptr<tools::NodeProcess>> nodes_;
 };
 
-// gRPC channels to nodes, one per address, made on first use. Any thread.
+// gRPC channels to nodes, one per address, made on first use, with
+// `security` (null: the client library's default, from the environment).
+// Any thread.
 class Channels {
  public:
+  explicit Channels(std::shared_ptr<const ChannelSecurity> security = nullptr)
+      : security_(std::move(security)) {}
   std::shared_ptr<grpc::Channel> get(const std::string& address);
   // Admin.GetStatus on the node at `address`.
   absl::StatusOr<v1::NodeStatus> status(const std::string& address,
                                         absl::Duration timeout = absl::Seconds(5));
 
  private:
+  const std::shared_ptr<const ChannelSecurity> security_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
 };
