@@ -32,10 +32,10 @@
 # runs on (OpenSSL, BoringSSL, Java, Go) takes them. Leaves last 825 days
 # (--days), the most Apple's TLS stack takes from a private CA.
 #
-# Private keys and tokens are mode 0600, DIR 0700. --readable makes them 0644
-# (DIR stays 0700, which keeps other users of this machine out): for files
-# bind-mounted into containers that run as another user, such as compose
-# secrets, which keep the file's owner and mode.
+# Private keys and tokens are mode 0600, DIR 0700 when made here. --readable
+# makes them 0644 and DIR 0700, which keeps other users of this machine out:
+# for files bind-mounted into containers that run as another user, such as
+# compose secrets, which keep the file's owner and mode.
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"; }
@@ -64,10 +64,10 @@ done
 [[ "$days" =~ ^[1-9][0-9]*$ ]] || { echo "make_certs: --days takes a number of days" >&2; exit 2; }
 command -v openssl >/dev/null || { echo "make_certs: needs openssl (apt-get install openssl)" >&2; exit 1; }
 
-mkdir -p "$dir"
-chmod 700 "$dir"
+[ -d "$dir" ] || mkdir -p -m 700 "$dir"
 secret_mode=600
-[ "$readable" = 1 ] && secret_mode=644
+# The files are then only as private as their directory.
+[ "$readable" = 1 ] && secret_mode=644 && chmod 700 "$dir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Nothing made here is ever readable by others before its mode is set.
