@@ -10,6 +10,7 @@
 #include "ringlog/epochs_wire.h"
 #include "ringlog/grpc_status.h"
 #include "ringlog/redirect.h"
+#include "ringlog/security.h"
 #include "ringlog/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -26,7 +27,9 @@ std::shared_ptr<grpc::Channel> channel_to(const std::string& primary) {
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(primary, grpc::InsecureChannelCredentials(), args);
+  // The node's own credentials (--tls_*, --token_file), as of this
+  // connection: a reload on SIGHUP reaches the next one.
+  return make_secure_channel(primary, args, default_channel_security());
 }
 
 }  // namespace

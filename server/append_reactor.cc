@@ -31,6 +31,10 @@ void AppendReactor::OnReadDone(bool ok) {
     advance_locked();
     return;
   }
+  if (grpc::Status s = auth_.check(); !s.ok()) {
+    refuse_locked(from_grpc(s));
+    return;
+  }
   const uint64_t index = batches_++;
   if (absl::Status s = parse_frame_locked(index); !s.ok()) {
     refuse_locked(std::move(s));

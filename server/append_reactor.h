@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "grpcpp/grpcpp.h"
 #include "node.h"
+#include "security.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
 namespace ringlog {
@@ -39,6 +40,10 @@ class AppendReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
   void OnDone() override;
+
+  // The credentials the call was admitted with (services.cc), set before
+  // the reactor is returned to gRPC.
+  void set_auth(StreamAuth auth) { auth_ = std::move(auth); }
 
  private:
   static constexpr size_t kMaxInFlightBytes = size_t{64} << 20;
@@ -60,6 +65,7 @@ class AppendReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   absl::Status parse_frame_locked(uint64_t index);
 
   Node* node_;
+  StreamAuth auth_;
   grpc::CallbackServerContext* ctx_;
   std::mutex mu_;
   grpc::ByteBuffer req_buf_;             // the read in flight

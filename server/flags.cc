@@ -47,6 +47,22 @@ ABSL_FLAG(uint64_t, max_producers, 100'000,
 ABSL_FLAG(absl::Duration, producer_expiry, absl::Hours(7 * 24),
           "an idempotent producer not seen for this long is forgotten (e.g. 168h; inf: never); "
           "a forgotten producer may start again from any producer_seq");
+ABSL_FLAG(std::string, tls_cert, "",
+          "serve TLS with this PEM certificate chain (with --tls_key); also this node's client "
+          "certificate when it calls other nodes (re-read on SIGHUP)");
+ABSL_FLAG(std::string, tls_key, "", "the PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "require client certificates signed by this PEM CA (mutual TLS)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "the PEM CA that signed the other nodes' certificates, to verify them when this node "
+          "calls them (default: --tls_client_ca; calls are TLS when this or --tls_cert is set)");
+ABSL_FLAG(std::string, auth_tokens, "",
+          "require a token or a client certificate with the right role on every call: one "
+          "\"TOKEN ROLES [name=NAME] [expires=TIME]\" or \"cert:NAME ROLES\" per line, roles "
+          "from append,replay,admin,replicate,all (re-read on SIGHUP)");
+ABSL_FLAG(std::string, token_file, "",
+          "this node's token (the file's first line), sent when it calls other nodes: needs "
+          "replicate to follow a primary, replay to read a peer's status");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)");
@@ -142,6 +158,13 @@ absl::StatusOr<DaemonOptions> daemon_options_from_flags() {
         "--producer_expiry=%s must be a duration above 0, such as 168h, or inf",
         absl::FormatDuration(d.node.producers.expiry)));
   }
+  d.security.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  d.security.tls_key = absl::GetFlag(FLAGS_tls_key);
+  d.security.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  d.security.tls_ca = absl::GetFlag(FLAGS_tls_ca);
+  d.security.auth_tokens = absl::GetFlag(FLAGS_auth_tokens);
+  d.security.token_file = absl::GetFlag(FLAGS_token_file);
+  d.security.stage_dir = d.node.data_dir + "/.tls";
   d.advertise = absl::GetFlag(FLAGS_advertise);
   d.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   d.port_file = absl::GetFlag(FLAGS_port_file);

@@ -9,11 +9,13 @@
 #include "absl/flags/commandlineflag.h"
 #include "absl/status/statusor.h"
 #include "node.h"
+#include "security.h"
 
 namespace ringlog {
 
 struct DaemonOptions {
   NodeOptions node;
+  SecurityOptions security;
   std::string advertise;       // "": --listen with the port chosen
   std::string metrics_listen;  // "": no metrics endpoint
   std::string port_file;       // "": none written

@@ -25,6 +25,10 @@ void FollowReactor::OnReadDone(bool ok) {
     finish_locked(grpc::Status(grpc::StatusCode::CANCELLED, "the replica ended the stream"));
     return;
   }
+  if (grpc::Status s = auth_.check(); !s.ok()) {
+    finish_locked(s);
+    return;
+  }
   if (!grpc::SerializationTraits<v1::FollowRequest>::Deserialize(&req_buf_, &req_).ok()) {
     finish_locked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed FollowRequest"));
     return;

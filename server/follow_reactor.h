@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "node.h"
+#include "security.h"
 #include "ringlog/storage.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
@@ -42,6 +43,10 @@ class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   void resume() override;
   void tick(absl::Time now, absl::Duration heartbeat) override;
 
+  // The credentials the call was admitted with (services.cc), set before
+  // the reactor is returned to gRPC.
+  void set_auth(StreamAuth auth) { auth_ = std::move(auth); }
+
  private:
   void on_hello(const v1::FollowHello& hello);
   void next_locked();
@@ -51,6 +56,7 @@ class FollowReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grp
   void write_locked(v1::FollowResponse& resp, const LogSlice* slice = nullptr);
 
   Node* node_;
+  StreamAuth auth_;
   grpc::CallbackServerContext* ctx_;
   const std::string peer_;
   std::mutex mu_;

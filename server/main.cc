@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "ringlog/version.h"
+#include "security.h"
 #include "services.h"
 #include "spdlog/spdlog.h"
 
@@ -147,13 +148,15 @@ void keep_large_buffers_on_heap() {
   (void)mallopt(M_TRIM_THRESHOLD, 128 << 20);
 }
 
-// SIGINT and SIGTERM are taken by sigwait in main; block them before any
-// thread starts so that every thread inherits the mask.
-sigset_t block_stop_signals() {
+// SIGINT and SIGTERM (stop) and SIGHUP (reload the credentials) are taken
+// by sigwait in main; block them before any thread starts so that every
+// thread inherits the mask.
+sigset_t block_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return signals;
@@ -179,7 +182,8 @@ absl::StatusOr<std::unique_ptr<ringlog::Node>> open_node(const ringlog::NodeOpti
 
 // The gRPC server with the services it serves, which must outlive it.
 struct GrpcServing {
-  explicit GrpcServing(ringlog::Node* node) : event_log(node), admin(node), replication(node) {}
+  GrpcServing(ringlog::Node* node, const ringlog::Security* security)
+      : event_log(node, security), admin(node, security), replication(node, security) {}
   ringlog::EventLogService event_log;
   ringlog::AdminService admin;
   ringlog::ReplicationService replication;
@@ -188,12 +192,13 @@ struct GrpcServing {
 };
 
 absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
-                                                        const ringlog::NodeOptions& o) {
+                                                        const ringlog::NodeOptions& o,
+                                                        const ringlog::Security* security) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  auto s = std::make_unique<GrpcServing>(node);
+  auto s = std::make_unique<GrpcServing>(node, security);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &s->port);
+  builder.AddListeningPort(o.listen, security->server_credentials(), &s->port);
   // gRPC binds with SO_REUSEPORT by default: a second node started on the
   // same port would start too, and calls would split between the two.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -227,6 +232,23 @@ absl::StatusOr<std::unique_ptr<GrpcServing>> serve_grpc(ringlog::Node* node,
         ": the port is in use (another ringlogd?) or the address is not this host's"));
   }
   return s;
+}
+
+// What a client must show, said once at start; a node anyone may call says
+// so as a warning.
+void log_security(const ringlog::Security& security, const std::string& listen) {
+  if (security.enforcing() && !security.tls()) {
+    spdlog::warn("security: {}; tokens travel in the clear: anyone on the path can read and "
+                 "replay them (see --tls_cert)", security.describe());
+    return;
+  }
+  if (security.enforcing()) {
+    spdlog::info("security: {}", security.describe());
+    return;
+  }
+  spdlog::warn("security: {}; unauthenticated: anyone who reaches {} may append, replay, "
+               "promote and follow (see --auth_tokens, --tls_client_ca)",
+               security.describe(), listen);
 }
 
 // Written whole under a temporary name, so a reader never sees half of it.
@@ -341,13 +363,22 @@ int main(int argc, char** argv) {
   absl::StatusOr<ringlog::DaemonOptions> o = ringlog::daemon_options_from_flags();
   if (!o.ok()) return fail(std::string(o.status().message()), kBadUsage);
   spdlog::set_level(spdlog::level::from_str(o->log_level));
-  const sigset_t signals = block_stop_signals();
+  const sigset_t signals = block_signals();
   spdlog::info("ringlogd {} starting with {}", ringlog::version_string(),
                ringlog::describe_own_flags());
 
+  // Before the node, whose follower calls the primary with these credentials.
+  absl::StatusOr<std::unique_ptr<ringlog::Security>> security =
+      ringlog::Security::Open(o->security);
+  if (!security.ok()) return fail(std::string(security.status().message()), kBadUsage);
   absl::StatusOr<std::unique_ptr<ringlog::Node>> node = open_node(o->node);
   if (!node.ok()) return fail(std::string(node.status().message()));
-  absl::StatusOr<std::unique_ptr<GrpcServing>> serving = serve_grpc(node->get(), o->node);
+  // After the node, which holds the data directory's lock: TLS stages its
+  // files there.
+  if (absl::Status s = (*security)->start_tls(); !s.ok()) return fail(s.ToString());
+  log_security(**security, o->node.listen);
+  absl::StatusOr<std::unique_ptr<GrpcServing>> serving =
+      serve_grpc(node->get(), o->node, security->get());
   if (!serving.ok()) return fail(std::string(serving.status().message()));
   const std::string& listen = o->node.listen;
   const std::string advertise = !o->advertise.empty()
@@ -374,7 +405,14 @@ int main(int argc, char** argv) {
   if (!o->port_file.empty()) write_port_file(o->port_file, (*serving)->port);
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    if (absl::Status s = (*security)->reload(); s.ok()) {
+      spdlog::info("SIGHUP: credentials reloaded: {}", (*security)->describe());
+    } else {
+      spdlog::error("SIGHUP: credentials not reloaded, the node keeps what it had: {}",
+                    s.ToString());
+    }
+  }
   ShutdownWatchdog watchdog(kStopLimit);
   const absl::Status closed = stop_serving(sig, node->get(), (*serving)->server.get(), &watchdog);
   watchdog.step("stopping the metrics server");

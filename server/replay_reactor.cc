@@ -125,6 +125,10 @@ void ReplayReactor::next_locked() {
   }
   const LogPosition next = reader_->position();
   if (bytes() != 0 || next.offset != from.offset) {
+    if (grpc::Status s = auth_.check(); !s.ok()) {
+      finish_locked(s);
+      return;
+    }
     resp_.set_next_seq(next.seq);
     resp_.set_next_offset(next.offset);
     resp_.set_commit_offset(limit);

@@ -16,6 +16,7 @@
 #include "grpcpp/grpcpp.h"
 #include "mapped_message.h"
 #include "node.h"
+#include "security.h"
 #include "request_checks.h"
 #include "ringlog/storage.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
@@ -32,6 +33,10 @@ class ReplayReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnCancel() override;
   void OnDone() override;
 
+  // The credentials the call was admitted with (services.cc), set before
+  // the reactor is returned to gRPC.
+  void set_auth(StreamAuth auth) { auth_ = std::move(auth); }
+
  private:
   void start_locked(const v1::ReplayRequest& request);
   // Gathers the next response's records: runs of the mapping, or copies.
@@ -44,6 +49,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void finish_locked(const grpc::Status& s);
 
   Node* node_;
+  StreamAuth auth_;
   std::mutex mu_;
   std::optional<LogReader> reader_;
   v1::ReplayResponse resp_;        // the next response, without mapped runs

@@ -9,20 +9,62 @@
 #include "replay_reactor.h"
 
 namespace ringlog {
+namespace {
+
+// The call's credentials against the role it needs (security.h); OK when
+// the node checks none.
+grpc::Status admit(const Security* security, grpc::CallbackServerContext* ctx, Roles need,
+                   const char* method, StreamAuth* auth = nullptr) {
+  if (security == nullptr) return grpc::Status::OK;
+  Grant grant;
+  grpc::Status s = security->authorize(ctx, need, method, &grant);
+  if (s.ok() && auth != nullptr) *auth = StreamAuth{security, std::move(grant), need, method};
+  return s;
+}
+
+// A streaming call refused before it started: finished with `status` at
+// once (gRPC holds the Finish until the reactor is bound), then deleted.
+template <class Base>
+class Refused final : public Base {
+ public:
+  explicit Refused(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* EventLogService::Append(
     grpc::CallbackServerContext* ctx) {
-  return new AppendReactor(node_, ctx);
+  StreamAuth auth;
+  if (grpc::Status s = admit(security_, ctx, kRoleAppend, "Append", &auth); !s.ok()) {
+    return new Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(s);
+  }
+  auto* r = new AppendReactor(node_, ctx);
+  r->set_auth(std::move(auth));
+  return r;
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* EventLogService::Replay(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* req) {
-  return new ReplayReactor(node_, req);
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
+  StreamAuth auth;
+  if (grpc::Status s = admit(security_, ctx, kRoleReplay, "Replay", &auth); !s.ok()) {
+    return new Refused<grpc::ServerWriteReactor<grpc::ByteBuffer>>(s);
+  }
+  auto* r = new ReplayReactor(node_, req);
+  r->set_auth(std::move(auth));
+  return r;
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ReplicationService::Follow(
     grpc::CallbackServerContext* ctx) {
-  return new FollowReactor(node_, ctx);
+  StreamAuth auth;
+  if (grpc::Status s = admit(security_, ctx, kRoleReplicate, "Replication.Follow", &auth);
+      !s.ok()) {
+    return new Refused<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(s);
+  }
+  auto* r = new FollowReactor(node_, ctx);
+  r->set_auth(std::move(auth));
+  return r;
 }
 
 namespace {
@@ -55,6 +97,10 @@ grpc::ServerUnaryReactor* AdminService::GetStatus(grpc::CallbackServerContext* c
                                                   const grpc::ByteBuffer* raw,
                                                   grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  if (grpc::Status s = admit(security_, ctx, kRoleReplay | kRoleAdmin, "GetStatus"); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::GetStatusRequest req;
   if (!parse_request(raw, &req, r)) return r;
   v1::NodeStatus resp;
@@ -67,6 +113,10 @@ grpc::ServerUnaryReactor* AdminService::Promote(grpc::CallbackServerContext* ctx
                                                 const grpc::ByteBuffer* raw,
                                                 grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  if (grpc::Status s = admit(security_, ctx, kRoleAdmin, "Promote"); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::PromoteRequest req;
   if (!parse_request(raw, &req, r)) return r;
   std::vector<std::string> peers(req.peers().begin(), req.peers().end());
@@ -112,6 +162,10 @@ grpc::ServerUnaryReactor* AdminService::Follow(grpc::CallbackServerContext* ctx,
                                                const grpc::ByteBuffer* raw,
                                                grpc::ByteBuffer* out) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
+  if (grpc::Status s = admit(security_, ctx, kRoleAdmin, "Admin.Follow"); !s.ok()) {
+    r->Finish(s);
+    return r;
+  }
   v1::FollowCommand req;
   if (!parse_request(raw, &req, r)) return r;
   if (req.primary().empty()) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "node.h"
+#include "security.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
 namespace ringlog {
@@ -28,7 +29,8 @@ class EventLogService final
     : public v1::EventLog::WithRawCallbackMethod_Replay<
           v1::EventLog::WithRawCallbackMethod_Append<v1::EventLog::Service>> {
  public:
-  explicit EventLogService(Node* node) : node_(node) {}
+  // `security` (null: every call allowed) must outlive the service.
+  EventLogService(Node* node, const Security* security) : node_(node), security_(security) {}
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Append(
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Replay(grpc::CallbackServerContext* ctx,
@@ -36,18 +38,20 @@ class EventLogService final
 
  private:
   Node* node_;
+  const Security* security_;
 };
 
 // Follow is served raw: its chunks point into the log's mapping.
 class ReplicationService final
     : public v1::Replication::WithRawCallbackMethod_Follow<v1::Replication::Service> {
  public:
-  explicit ReplicationService(Node* node) : node_(node) {}
+  ReplicationService(Node* node, const Security* security) : node_(node), security_(security) {}
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Follow(
       grpc::CallbackServerContext* ctx) override;
 
  private:
   Node* node_;
+  const Security* security_;
 };
 
 // Admin is served raw too, so that a request that does not parse is
@@ -56,7 +60,7 @@ class AdminService final
     : public v1::Admin::WithRawCallbackMethod_GetStatus<v1::Admin::WithRawCallbackMethod_Promote<
           v1::Admin::WithRawCallbackMethod_Follow<v1::Admin::Service>>> {
  public:
-  explicit AdminService(Node* node) : node_(node) {}
+  AdminService(Node* node, const Security* security) : node_(node), security_(security) {}
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* ctx,
                                       const grpc::ByteBuffer* req,
                                       grpc::ByteBuffer* resp) override;
@@ -69,6 +73,7 @@ class AdminService final
 
  private:
   Node* node_;
+  const Security* security_;
 };
 
 }  // namespace ringlog

@@ -39,18 +39,23 @@ std::string random_producer_id() {
 }
 
 // The address of the primary among `candidates` (the latest epoch), or "".
-std::string find_primary(const std::vector<std::string>& candidates) {
+std::string find_primary(const std::vector<std::string>& candidates,
+                         const std::shared_ptr<const ChannelSecurity>& security) {
   std::string best;
   uint64_t best_epoch = 0;
+  std::string unreadable;  // the first node that answered but would not tell its role
   for (const std::string& c : candidates) {
-    absl::StatusOr<v1::NodeStatus> st = status_of(make_channel(c), absl::Milliseconds(500));
+    absl::StatusOr<v1::NodeStatus> st = status_of(make_channel(c, security), absl::Milliseconds(500));
+    if (absl::IsPermissionDenied(st.status()) && unreadable.empty()) unreadable = c;
     if (!st.ok()) continue;
     if (st->role() == v1::ROLE_PRIMARY && (best.empty() || st->epoch() > best_epoch)) {
       best = c;
       best_epoch = st->epoch();
     }
   }
-  return best;
+  // A token with the append role alone may not read a node's status: try
+  // appending to a node that answered; a replica redirects to its primary.
+  return best.empty() ? unreadable : best;
 }
 
 }  // namespace
@@ -79,13 +84,13 @@ absl::Status Appender::open_locked(std::unique_lock<std::mutex>& l, const std::s
   if (!hint.empty()) candidates.push_back(hint);
   for (const std::string& e : endpoints_) candidates.push_back(e);
   l.unlock();
-  std::string primary = endpoints_.size() == 1 && hint.empty() ? endpoints_[0] : find_primary(candidates);
+  std::string primary = endpoints_.size() == 1 && hint.empty() ? endpoints_[0] : find_primary(candidates, options_.security);
   l.lock();
   if (primary.empty()) return absl::UnavailableError("no primary among the endpoints");
   auto s = std::make_unique<Stream>();
   s->endpoint = primary;
   s->ctx = std::make_unique<grpc::ClientContext>();
-  std::unique_ptr<v1::EventLog::Stub> stub = v1::EventLog::NewStub(make_channel(primary));
+  std::unique_ptr<v1::EventLog::Stub> stub = v1::EventLog::NewStub(make_channel(primary, options_.security));
   s->rw = stub->Append(s->ctx.get());
   if (!s->rw) return absl::UnavailableError("cannot open an append stream to " + primary);
   Stream* raw = s.get();

@@ -15,7 +15,8 @@ using client_internal::deadline_after;
 using client_internal::resumable;
 using client_internal::kMaxMessageBytes;
 
-std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
+std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint,
+                                            std::shared_ptr<const ChannelSecurity> security) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -33,7 +34,7 @@ std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  return make_secure_channel(endpoint, args, std::move(security));
 }
 
 absl::StatusOr<v1::NodeStatus> client_internal::status_of(std::shared_ptr<grpc::Channel> channel,
@@ -54,9 +55,12 @@ Client::Client(ClientOptions options, std::string endpoint, std::shared_ptr<grpc
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   if (options.endpoints.empty()) return absl::InvalidArgumentError("no endpoints given");
+  if (!options.security) {
+    if (absl::Status s = default_channel_security_error(); !s.ok()) return s;
+  }
   std::string errors;
   for (const std::string& ep : options.endpoints) {
-    std::shared_ptr<grpc::Channel> ch = make_channel(ep);
+    std::shared_ptr<grpc::Channel> ch = make_channel(ep, options.security);
     if (ch->WaitForConnected(deadline_after(options.connect_timeout))) {
       return std::unique_ptr<Client>(new Client(options, ep, std::move(ch)));
     }
@@ -82,7 +86,7 @@ absl::StatusOr<std::unique_ptr<Appender>> Client::appender() {
 }
 
 std::unique_ptr<Replayer> Client::replay(const ReplayOptions& options) {
-  return std::unique_ptr<Replayer>(new Replayer(options_.endpoints, endpoint_index(), options));
+  return std::unique_ptr<Replayer>(new Replayer(options_.endpoints, endpoint_index(), options, options_.security));
 }
 
 size_t Client::endpoint_index() const {

@@ -18,10 +18,12 @@ using client_internal::kMaxMessageBytes;
 
 // ---- Replayer ----
 
-Replayer::Replayer(std::vector<std::string> endpoints, size_t first, const ReplayOptions& options)
+Replayer::Replayer(std::vector<std::string> endpoints, size_t first, const ReplayOptions& options,
+                   std::shared_ptr<const ChannelSecurity> security)
     : endpoints_(std::move(endpoints)),
       endpoint_(first),
-      channel_(make_channel(endpoints_.at(first))),
+      security_(std::move(security)),
+      channel_(make_channel(endpoints_.at(first), security_)),
       options_(options),
       stub_(v1::EventLog::NewStub(channel_)) {}
 
@@ -102,7 +104,7 @@ bool Replayer::fetch() {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (endpoints_.size() > 1) {
       endpoint_ = (endpoint_ + 1) % endpoints_.size();
-      channel_ = make_channel(endpoints_[endpoint_]);
+      channel_ = make_channel(endpoints_[endpoint_], security_);
       stub_ = v1::EventLog::NewStub(channel_);
     }
   }

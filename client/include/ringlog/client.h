@@ -32,6 +32,7 @@
 #include "grpcpp/grpcpp.h"
 #include "ringlog/control.h"
 #include "ringlog/event.h"
+#include "ringlog/security.h"
 #include "ringlog/v1/ringlog.grpc.pb.h"
 
 namespace ringlog {
@@ -56,6 +57,9 @@ struct ClientOptions {
   std::string producer_id;
   // After losing the primary, look for the new one this long (0: fail at once).
   absl::Duration failover_timeout = absl::Seconds(30);
+  // TLS and token (ringlog/security.h); null: default_channel_security(),
+  // which comes from the environment (RINGLOG_TLS_*, RINGLOG_TOKEN*).
+  std::shared_ptr<const ChannelSecurity> security;
 };
 
 // An acknowledgement: the batch's events are committed.
@@ -106,8 +110,10 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
-// Opens a channel to `endpoint` with the message limits ringlog uses.
-std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint);
+// Opens a channel to `endpoint` with the message limits ringlog uses, and
+// `security` (null: default_channel_security()).
+std::shared_ptr<grpc::Channel> make_channel(const std::string& endpoint,
+                                            std::shared_ptr<const ChannelSecurity> security = nullptr);
 
 // A pipelined append stream: events are packed into batches, batches sent
 // while earlier ones wait for their acks. One thread at a time.
@@ -217,12 +223,14 @@ class Replayer {
 
  private:
   friend class Client;
-  Replayer(std::vector<std::string> endpoints, size_t first, const ReplayOptions& options);
+  Replayer(std::vector<std::string> endpoints, size_t first, const ReplayOptions& options,
+           std::shared_ptr<const ChannelSecurity> security);
   bool open_stream();
   bool fetch();
 
   std::vector<std::string> endpoints_;
   size_t endpoint_ = 0;  // the one in use
+  std::shared_ptr<const ChannelSecurity> security_;
   std::shared_ptr<grpc::Channel> channel_;
   ReplayOptions options_;
   std::unique_ptr<v1::EventLog::Stub> stub_;
