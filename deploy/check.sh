@@ -4,7 +4,8 @@
 #  1. the Dockerfile's build stage (deploy/build.sh) builds from a clean copy
 #     of the committed tree into an empty prefix, with no build tree of ours;
 #  2. the installed binaries run: a node starts, is healthy, appends, replays
-#     and stops cleanly;
+#     and stops cleanly; again with TLS and tokens as compose and Kubernetes
+#     give them (deploy/make_secrets.sh's files, named by the environment);
 #  3. every shared library they load comes from a package that the
 #     Dockerfile's runtime stage installs (or from the base image);
 #  4. deploy/docker-compose.yml passes `docker-compose config`, and the
@@ -33,6 +34,32 @@ printf 'one\ntwo\n' | "$work/prefix/bin/ringlogctl" append --node "$node"
 kill -TERM "$(cat "$work/pid")"
 wait "$(cat "$work/pid")"
 grep -q "stopped cleanly" "$work/node.log"
+
+echo "== 2b. with TLS and tokens, as compose and Kubernetes run them"
+"$work/src/deploy/make_secrets.sh" --dir "$work/tls" --quiet >/dev/null
+(
+  # The containers' environment: for ringlogd, and for ringlogctl beside it
+  # (the health checks, exec), which connects with the node's own credentials.
+  t="$work/tls" bin="$work/prefix/bin"
+  export RINGLOG_TLS_CERT="$t/node1.pem" RINGLOG_TLS_KEY="$t/node1.key" RINGLOG_TLS_CA="$t/ca.pem" \
+    RINGLOG_TLS_CLIENT_CA="$t/ca.pem" RINGLOG_AUTH_TOKENS="$t/tokens" RINGLOG_TOKEN_FILE="$t/token-node"
+  refused() { if "$@" >/dev/null 2>&1; then echo "not refused: $*"; return 1; fi; }
+  "$bin/ringlogd" --data_dir="$work/data-tls" --listen=127.0.0.1:0 --port_file="$work/port-tls" \
+    >"$work/node-tls.log" 2>&1 &
+  echo $! >"$work/pid"
+  for _ in $(seq 100); do [ -s "$work/port-tls" ] && break; sleep 0.1; done
+  node="127.0.0.1:$(cat "$work/port-tls")"
+  "$bin/ringlogctl" health --node "$node"                  # the probes: a certificate, no token
+  "$bin/ringlogctl" status --node "$node" >/dev/null       # the node's token reads the status
+  printf 'x\n' | refused "$bin/ringlogctl" append --node "$node"   # but appends nothing
+  printf 'one\ntwo\n' | RINGLOG_TOKEN_FILE="$t/token-app" "$bin/ringlogctl" append --node "$node"
+  [ "$(RINGLOG_TOKEN_FILE="$t/token-reader" "$bin/ringlogctl" replay --node "$node" --format=json | wc -l)" = 2 ]
+  refused env -u RINGLOG_TLS_CERT -u RINGLOG_TLS_KEY "$bin/ringlogctl" health --node "$node"
+  refused env -u RINGLOG_TLS_CA -u RINGLOG_TLS_CERT -u RINGLOG_TLS_KEY "$bin/ringlogctl" health --node "$node"
+  kill -TERM "$(cat "$work/pid")"
+  wait "$(cat "$work/pid")"
+  grep -q "stopped cleanly" "$work/node-tls.log"
+)
 
 echo "== 3. runtime libraries are in the runtime stage"
 # The packages named after --no-install-recommends in the runtime stage.
@@ -74,8 +101,7 @@ assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 2
 print("k8s manifests: ok (" + ", ".join(sorted(kinds)) + ")")
 PY
 
-echo "== 5. TLS and tokens of compose and Kubernetes"
-"$work/src/deploy/make_secrets.sh" --dir "$work/tls" --quiet >/dev/null
+echo "== 5. TLS and tokens of compose and Kubernetes (deploy/make_secrets.sh's files, made in 2b)"
 TLS="$work/tls" python3 - <<'PY'
 import os, re, subprocess, yaml
 tls = os.environ["TLS"]

@@ -83,7 +83,8 @@ start_node() {
 
 stop_all() {
   [ -n "${LOAD_PID:-}" ] && kill "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null || true
-  for n in 1 2 3; do running "$n" && kill -TERM "$(cat "$DATA/node$n.pid")" || true; done
+  # A node may be gone already: Ctrl+C reaches the whole process group.
+  for n in 1 2 3; do running "$n" && kill -TERM "$(cat "$DATA/node$n.pid")" 2>/dev/null || true; done
   for n in 1 2 3; do
     while running "$n"; do sleep 0.1; done
     rm -f "$DATA/node$n.pid"
