@@ -65,7 +65,15 @@ ABSL_FLAG(std::string, token_file, "",
           "replicate to follow a primary, replay to read a peer's status");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, metrics_listen, "",
-          "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off)");
+          "serve Prometheus metrics at http://HOST:PORT/metrics (empty: off); PORT alone "
+          "(or :PORT) listens on 127.0.0.1 only, 0.0.0.0:PORT on every interface");
+ABSL_FLAG(std::string, metrics_tls_cert, "",
+          "PEM certificate (chain) for the metrics endpoint: with --metrics_tls_key it "
+          "serves HTTPS only");
+ABSL_FLAG(std::string, metrics_tls_key, "", "PEM private key of --metrics_tls_cert");
+ABSL_FLAG(std::string, metrics_auth_file, "",
+          "require HTTP Basic authentication for metrics: a file of user:SHA256HEX lines, the "
+          "hex being the SHA-256 of the password (printf %s PASSWORD | sha256sum)");
 ABSL_FLAG(std::string, config, "",
           "a file of flag settings, one \"name = value\" per line (# comments); the "
           "environment (RINGLOG_<NAME>) overrides it, and the command line both");
@@ -166,7 +174,8 @@ absl::StatusOr<DaemonOptions> daemon_options_from_flags() {
   d.security.token_file = absl::GetFlag(FLAGS_token_file);
   d.security.stage_dir = d.node.data_dir + "/.tls";
   d.advertise = absl::GetFlag(FLAGS_advertise);
-  d.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  d.metrics = {absl::GetFlag(FLAGS_metrics_listen), absl::GetFlag(FLAGS_metrics_tls_cert),
+               absl::GetFlag(FLAGS_metrics_tls_key), absl::GetFlag(FLAGS_metrics_auth_file)};
   d.port_file = absl::GetFlag(FLAGS_port_file);
   d.log_level = absl::GetFlag(FLAGS_log_level);
   return d;

@@ -8,6 +8,7 @@
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/status/statusor.h"
+#include "metrics.h"
 #include "node.h"
 #include "security.h"
 
@@ -17,7 +18,7 @@ struct DaemonOptions {
   NodeOptions node;
   SecurityOptions security;
   std::string advertise;       // "": --listen with the port chosen
-  std::string metrics_listen;  // "": no metrics endpoint
+  MetricsOptions metrics;      // listen "": no metrics endpoint
   std::string port_file;       // "": none written
   std::string log_level;
 };

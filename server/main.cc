@@ -371,6 +371,17 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<ringlog::Security>> security =
       ringlog::Security::Open(o->security);
   if (!security.ok()) return fail(std::string(security.status().message()), kBadUsage);
+  // The metrics' files are read before the log is opened: a bad one is bad usage.
+  std::unique_ptr<ringlog::MetricsServer> metrics;
+  if (!o->metrics.listen.empty()) {
+    absl::StatusOr<std::unique_ptr<ringlog::MetricsServer>> m =
+        ringlog::MetricsServer::Create(o->metrics);
+    if (!m.ok()) {
+      return fail(std::string(m.status().message()),
+                  absl::IsInvalidArgument(m.status()) ? kBadUsage : kFailed);
+    }
+    metrics = std::move(*m);
+  }
   absl::StatusOr<std::unique_ptr<ringlog::Node>> node = open_node(o->node);
   if (!node.ok()) return fail(std::string(node.status().message()));
   // After the node, which holds the data directory's lock: TLS stages its
@@ -386,13 +397,9 @@ int main(int argc, char** argv) {
       : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", (*serving)->port);
   (*node)->set_advertise(advertise);
   spdlog::info("serving on port {} ({}), advertised as {}", (*serving)->port, listen, advertise);
-  std::unique_ptr<ringlog::MetricsServer> metrics;
-  if (!o->metrics_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<ringlog::MetricsServer>> m =
-        ringlog::MetricsServer::Start(node->get(), o->metrics_listen);
-    if (!m.ok()) return fail(m.status().ToString());
-    metrics = std::move(*m);
-    spdlog::info("metrics on http://{}/metrics (port {})", o->metrics_listen, metrics->port());
+  if (metrics != nullptr) {
+    if (absl::Status s = metrics->Start(node->get()); !s.ok()) return fail(s.ToString());
+    spdlog::info("metrics on {} (port {})", metrics->url(), metrics->port());
   }
   // The health service: "" says the process serves until it stops; the
   // others follow the node's role and state (services.h).
@@ -411,6 +418,13 @@ int main(int argc, char** argv) {
     } else {
       spdlog::error("SIGHUP: credentials not reloaded, the node keeps what it had: {}",
                     s.ToString());
+    }
+    if (metrics) {
+      if (absl::Status s = metrics->reload(); s.ok()) {
+        spdlog::info("SIGHUP: metrics credentials reloaded");
+      } else {
+        spdlog::error("SIGHUP: metrics credentials not reloaded, kept: {}", s.ToString());
+      }
     }
   }
   ShutdownWatchdog watchdog(kStopLimit);

@@ -96,6 +96,21 @@ std::vector<std::string> certificate_names(grpc::ServerContextBase* ctx) {
   return out;
 }
 
+// The roles of a verified certificate going by `names`: those its entries
+// in the tokens file give, or every role without a tokens file (mutual TLS
+// alone: the CA is the authority).
+Roles certificate_roles(const AccessTable* table, const std::vector<std::string>& names) {
+  if (names.empty()) return 0;
+  if (table == nullptr) return kAllRoles;
+  Roles out = 0;
+  for (const AccessTable::Cert& c : table->certs) {
+    for (const std::string& n : names) {
+      if (n == c.name) out |= c.roles;
+    }
+  }
+  return out;
+}
+
 absl::Status write_private_file(const std::string& path, const std::string& data) {
   std::FILE* f = std::fopen(path.c_str(), "wbx");
   if (f == nullptr) return absl::InternalError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
@@ -338,17 +353,10 @@ grpc::Status Security::authorize(grpc::ServerContextBase* ctx, Roles need,
     g.has_token = true;
     g.token_digest = sha256(*token);
   }
-  const std::vector<std::string> names = certificate_names(ctx);
+  g.cert_names = certificate_names(ctx);
+  const std::vector<std::string>& names = g.cert_names;
   if (!names.empty()) {
-    if (!table) {
-      g.cert_roles = kAllRoles;  // mutual TLS alone: the CA is the authority
-    } else {
-      for (const AccessTable::Cert& c : table->certs) {
-        for (const std::string& n : names) {
-          if (n == c.name) g.cert_roles |= c.roles;
-        }
-      }
-    }
+    g.cert_roles = certificate_roles(table.get(), names);
     who.push_back(absl::StrCat("certificate ", names.front()));
   }
   g.roles = g.cert_roles;
@@ -398,15 +406,14 @@ grpc::Status Security::still_valid(Grant* grant, Roles need, absl::string_view m
   const uint64_t gen = generation_.load(std::memory_order_acquire);
   if (gen == grant->generation || !enforcing_) return grpc::Status::OK;
   grant->generation = gen;
-  if (!grant->has_token) return grpc::Status::OK;  // certificates are checked at handshakes
   std::shared_ptr<const AccessTable> table;
   {
     std::lock_guard l(mu_);
     table = table_;
   }
-  Roles roles = grant->cert_roles;
-  bool known = false;
-  if (table) {
+  Roles roles = certificate_roles(table.get(), grant->cert_names);
+  bool known = !grant->has_token;
+  if (table && grant->has_token) {
     for (const AccessTable::Token& t : table->tokens) {
       const bool eq = CRYPTO_memcmp(t.digest.data(), grant->token_digest.data(), t.digest.size()) == 0;
       if (eq && t.expires > absl::Now()) {
@@ -421,7 +428,7 @@ grpc::Status Security::still_valid(Grant* grant, Roles need, absl::string_view m
   }
   if ((roles & need) == 0) {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        absl::StrCat(method, ": the token of this call lost the role ",
+                        absl::StrCat(method, ": the credentials of this call lost the role ",
                                      roles_string(need)));
   }
   grant->roles = roles;

@@ -88,6 +88,7 @@ struct Grant {
   std::string who;  // "token orders", "certificate CN=app", "anyone"
   std::array<uint8_t, 32> token_digest{};
   bool has_token = false;
+  std::vector<std::string> cert_names;  // of a verified client certificate
   Roles cert_roles = 0;
   uint64_t generation = 0;
 };
@@ -128,7 +129,8 @@ class Security {
   // UNAUTHENTICATED or PERMISSION_DENIED naming what is missing.
   grpc::Status authorize(grpc::ServerContextBase* ctx, Roles need, absl::string_view method,
                          Grant* grant = nullptr) const;
-  // A grant checked again after a reload: its token may be gone or expired.
+  // A grant checked again after a reload: its token may be gone or expired,
+  // its certificate's entry removed.
   // Cheap while nothing was reloaded (one atomic load).
   grpc::Status still_valid(Grant* grant, Roles need, absl::string_view method) const;
 
