@@ -99,7 +99,7 @@ case "${1:-up}" in
     start_node 2
     start_node 3
     echo "cluster up: $ALL (data in $DATA); workload: $RATE events/s"
-    echo "TLS and tokens: ringlogctl in another shell (from here) connects as the admin after"
+    echo "TLS and tokens: ringlogctl in another shell connects as the admin after"
     echo "  $(env_exports)"
     echo
     # The workload appends as an application: the app token (append, replay).
