@@ -17,8 +17,7 @@ cd "$(dirname "$0")"
 PACKAGES=(build-essential cmake pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libcivetweb-dev libgtest-dev libgmock-dev libbenchmark-dev
-  docker-compose python3-yaml python3-grpcio python3-grpc-tools python3-pkg-resources curl iproute2 libhiredis-dev
-  openssl
+  openssl docker-compose python3-yaml python3-grpcio python3-grpc-tools python3-pkg-resources curl iproute2 libhiredis-dev
   clang-14 libclang-rt-14-dev)
 BUILD=${RINGLOG_BUILD_DIR:-build}
 JOBS=${RINGLOG_JOBS:-$(nproc)}

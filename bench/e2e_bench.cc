@@ -1,7 +1,10 @@
 // End-to-end throughput through gRPC: one client appends N events in
 // pipelined batches (timed until the last acknowledgement), then replays them
 // all (timed until the last event is in hand). Starts its own ringlogd in a
-// temporary directory unless --node is given. Prints one JSON line per figure.
+// temporary directory unless --node is given (whose TLS and token come from
+// RINGLOG_TLS_* and RINGLOG_TOKEN*); with --tls, the node started serves
+// mutual TLS and takes a token, which the client shows (a throwaway CA made
+// with the openssl command line). Prints one JSON line per figure.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "common/process.h"
+#include "common/throwaway_pki.h"
 #include "ringlog/client.h"
 
 ABSL_FLAG(std::string, node, "", "an existing node (default: start one)");
@@ -24,6 +28,9 @@ ABSL_FLAG(uint32_t, payload, 64, "payload bytes");
 ABSL_FLAG(uint64_t, batch_bytes, uint64_t{1} << 20, "bytes per Append request");
 ABSL_FLAG(uint32_t, replay_batch_bytes, 4u << 20, "bytes per Replay response");
 ABSL_FLAG(std::vector<std::string>, node_args, {}, "extra flags for the node started");
+ABSL_FLAG(bool, tls, false,
+          "the node started serves mutual TLS and takes a token; the client uses them (a "
+          "throwaway CA made with openssl)");
 
 namespace {
 
@@ -48,13 +55,27 @@ int main(int argc, char** argv) {
       return 1;
     }
     dir = *tmp;
-    auto p = ringlog::tools::NodeProcess::Start(bin, dir + "/data", absl::GetFlag(FLAGS_node_args));
+    std::vector<std::string> args = absl::GetFlag(FLAGS_node_args);
+    if (absl::GetFlag(FLAGS_tls)) {
+      absl::StatusOr<ringlog::tools::ThrowawayPki> pki = ringlog::tools::use_throwaway_pki(dir);
+      if (!pki.ok()) {
+        std::fprintf(stderr, "e2e_bench: --tls: %s\n", pki.status().ToString().c_str());
+        std::filesystem::remove_all(dir);
+        return 1;
+      }
+      for (std::string& f : pki->node_flags()) args.push_back(std::move(f));
+    }
+    auto p = ringlog::tools::NodeProcess::Start(bin, dir + "/data", std::move(args));
     if (!p.ok()) {
       std::fprintf(stderr, "e2e_bench: %s\n", p.status().ToString().c_str());
       return 1;
     }
     proc.emplace(std::move(*p));
     node = proc->address();
+  } else if (absl::GetFlag(FLAGS_tls)) {
+    std::fprintf(stderr, "e2e_bench: --tls is for the node it starts; for --node, give "
+                         "RINGLOG_TLS_* and RINGLOG_TOKEN_FILE\n");
+    return 2;
   }
   ringlog::ClientOptions co;
   co.endpoints = {node};

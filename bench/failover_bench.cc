@@ -6,7 +6,9 @@
 // Measures the time from the kill to the first append acknowledged by the new
 // primary (and the promote call alone), then checks the new primary's log:
 // every acknowledged event is there exactly once, in order. Repeats --runs
-// times; prints one JSON line per run and one with the medians.
+// times; prints one JSON line per run and one with the medians. With --tls,
+// the nodes serve mutual TLS, take tokens and call each other with them, and
+// the client too (a throwaway CA made with the openssl command line).
 #include <stdlib.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "common/process.h"
+#include "common/throwaway_pki.h"
 #include "ringlog/client.h"
 
 ABSL_FLAG(std::string, ringlogd, "", "ringlogd binary (default: ../server/ringlogd beside this)");
@@ -29,6 +32,8 @@ ABSL_FLAG(int, runs, 5, "failovers to measure");
 ABSL_FLAG(uint64_t, rate, 50000, "events per second from the client");
 ABSL_FLAG(double, before_seconds, 1.5, "load before the kill");
 ABSL_FLAG(double, after_seconds, 1.0, "load after the failover");
+ABSL_FLAG(bool, tls, false,
+          "mutual TLS and a token between every node and client (a throwaway CA made with openssl)");
 
 namespace {
 
@@ -56,6 +61,9 @@ grpc::Status admin_follow(const std::string& node, const std::string& primary) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   ringlog::v1::FollowCommand req;
   req.set_primary(primary);
+  // `primary` is still a replica, promoted right after: a node refuses to
+  // follow a replica unless told so.
+  req.set_to_be_promoted(true);
   ringlog::v1::FollowCommandResponse resp;
   return stub->Follow(&ctx, req, &resp);
 }
@@ -70,15 +78,24 @@ struct Run {
   bool out_of_order = false;  // acknowledged events not in the order sent
 };
 
+// Flags every node gets: --tls's certificates and tokens.
+std::vector<std::string> g_node_flags;
+
+std::vector<std::string> with_node_flags(std::vector<std::string> args) {
+  args.insert(args.end(), g_node_flags.begin(), g_node_flags.end());
+  return args;
+}
+
 Run one_run(const std::string& bin, const std::string& dir) {
   std::vector<NodeProcess> nodes;
-  auto p = NodeProcess::Start(bin, dir + "/n0", {"--min_replica_acks=1"});
+  auto p = NodeProcess::Start(bin, dir + "/n0", with_node_flags({"--min_replica_acks=1"}));
   if (!p.ok()) die("start primary", p.status());
   nodes.push_back(std::move(*p));
   for (int i = 1; i <= 2; ++i) {
     auto r = NodeProcess::Start(bin, dir + "/n" + std::to_string(i),
-                                {"--role=replica", "--primary=" + nodes[0].address(),
-                                 "--min_replica_acks=1"});
+                                with_node_flags({"--role=replica",
+                                                 "--primary=" + nodes[0].address(),
+                                                 "--min_replica_acks=1"}));
     if (!r.ok()) die("start replica", r.status());
     nodes.push_back(std::move(*r));
   }
@@ -133,7 +150,10 @@ Run one_run(const std::string& bin, const std::string& dir) {
     }
   }
   const size_t other = best == 1 ? 2 : 1;
-  (void)admin_follow(nodes[other].address(), nodes[best].address());
+  if (const grpc::Status s = admin_follow(nodes[other].address(), nodes[best].address()); !s.ok()) {
+    std::fprintf(stderr, "failover_bench: pointing %s at %s: %s\n", nodes[other].address().c_str(),
+                 nodes[best].address().c_str(), s.error_message().c_str());
+  }
   Run r;
   {
     auto stub = ringlog::v1::Admin::NewStub(ringlog::make_channel(nodes[best].address()));
@@ -193,6 +213,18 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string bin = ringlog::tools::ringlogd_path(absl::GetFlag(FLAGS_ringlogd));
+  std::string pki_dir;
+  if (absl::GetFlag(FLAGS_tls)) {
+    absl::StatusOr<std::string> t = ringlog::tools::make_temp_dir("ringlog-failover-pki-");
+    if (!t.ok()) die("temporary directory", t.status());
+    pki_dir = *t;
+    absl::StatusOr<ringlog::tools::ThrowawayPki> pki = ringlog::tools::use_throwaway_pki(pki_dir);
+    if (!pki.ok()) {
+      std::filesystem::remove_all(pki_dir);
+      die("--tls", pki.status());
+    }
+    g_node_flags = pki->node_flags();
+  }
   std::vector<double> failover, promote;
   uint64_t lost = 0, dup = 0;
   for (int i = 0; i < absl::GetFlag(FLAGS_runs); ++i) {
@@ -219,5 +251,6 @@ int main(int argc, char** argv) {
       "\"acked_lost\":%llu,\"acked_duplicated\":%llu}\n",
       failover.size(), median(failover), median(promote), static_cast<unsigned long long>(lost),
       static_cast<unsigned long long>(dup));
+  if (!pki_dir.empty()) std::filesystem::remove_all(pki_dir);
   return lost == 0 && dup == 0 ? 0 : 1;
 }

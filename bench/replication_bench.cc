@@ -12,6 +12,9 @@
 //     how much of the lag is replication's.
 //  3. commit latency: with --min_replica_acks=1, one-event appends, each
 //     waiting for its acknowledgement: p50/p99/p99.9.
+// With --tls, every node serves mutual TLS and takes tokens, and calls the
+// others with them; the bench's own clients too (a throwaway CA made with
+// the openssl command line in the temporary directory).
 // Prints one JSON line per figure. --runs picks some of them; --primary_args
 // and --replica_args add ringlogd flags, e.g. the shipped configs' commit
 // latency (the command line overrides the file's data_dir and listen), with
@@ -36,6 +39,7 @@
 #include "absl/time/clock.h"
 #include "common/latency_histogram.h"
 #include "common/process.h"
+#include "common/throwaway_pki.h"
 #include "grpcpp/grpcpp.h"
 #include "ringlog/client.h"
 #include "ringlog/event.h"
@@ -57,6 +61,8 @@ ABSL_FLAG(std::vector<std::string>, replica_args, {},
 ABSL_FLAG(std::string, lag_reader, "replica",
           "where the lag run's follower reads: replica, or primary (to see how much of the "
           "lag replication adds)");
+ABSL_FLAG(bool, tls, false,
+          "mutual TLS and a token between every node and client (a throwaway CA made with openssl)");
 
 namespace {
 
@@ -73,7 +79,11 @@ bool run(const char* name) {
   return std::find(runs.begin(), runs.end(), name) != runs.end();
 }
 
+// Flags every node gets: --tls's certificates and tokens.
+std::vector<std::string> g_node_flags;
+
 NodeProcess start(const std::string& bin, const std::string& dir, std::vector<std::string> args) {
+  args.insert(args.end(), g_node_flags.begin(), g_node_flags.end());
   absl::StatusOr<NodeProcess> p = NodeProcess::Start(bin, dir, std::move(args));
   if (!p.ok()) die("start " + dir, p.status());
   return std::move(*p);
@@ -141,6 +151,11 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::string> tmp = ringlog::tools::make_temp_dir("ringlog-repl-");
   if (!tmp.ok()) die("temporary directory", tmp.status());
   const std::string dir = *tmp;
+  if (absl::GetFlag(FLAGS_tls)) {
+    absl::StatusOr<ringlog::tools::ThrowawayPki> pki = ringlog::tools::use_throwaway_pki(dir);
+    if (!pki.ok()) die("--tls", pki.status());
+    g_node_flags = pki->node_flags();
+  }
 
   // 1. Catch-up.
   if (run("catchup")) {

@@ -1,6 +1,6 @@
 // ringlogctl end to end: the real binary against a real node, checking the
 // output and the exit codes scripts rely on (0 done, 1 refused, 2 usage,
-// 3 unreachable, 4 data problem).
+// 3 unreachable, 4 data problem, 5 credentials refused).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -392,6 +392,67 @@ TEST_F(IntegrationCtl, BadUsageExits2) {
   const CommandResult r = ctl({"replay", "--from-start", "--from-end"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("at most one of"), std::string::npos) << r.err;
+}
+
+// Credentials: --token-file overrides RINGLOG_TOKEN_FILE and RINGLOG_TOKEN;
+// a node that refuses them exits 5 (no token, or a role missing), a
+// credentials file that cannot be read exits 2 before anything is sent, and
+// the health service stays open. A token-only node (plaintext) is enough:
+// the TLS flags go through the same path.
+TEST_F(IntegrationCtl, TokenFlagOverridesTheEnvironmentAndRefusalsExit5) {
+  const std::string all_token = "ctl-test-token-all-0123456789";
+  const std::string replay_token = "ctl-test-token-replay-0123456789";
+  const std::string tokens = dir() + "/tokens";
+  const std::string all_file = dir() + "/token-all";
+  const std::string replay_file = dir() + "/token-replay";
+  const auto write = [](const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write);
+  };
+  write(tokens, all_token + " all name=ops\n" + replay_token + " replay name=reader\n");
+  write(all_file, all_token + "\n");
+  write(replay_file, replay_token + "\n");
+  const std::string node = "--node=" + start_node({"--auth_tokens=" + tokens}).address();
+  const auto ctl_env = [&](const std::string& env, std::vector<std::string> args,
+                           const std::string& input = "") {
+    std::vector<std::string> argv = {"env", env, kRinglogctl};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testkit::run_command(argv, {.input = input});
+  };
+
+  const CommandResult none = ctl({"status", node});
+  EXPECT_EQ(none.exit_code, 5) << none.out << none.err;
+  EXPECT_TRUE(contains(none.out, "needs credentials")) << none.out;
+  const CommandResult denied = ctl({"append", node, "--token-file=" + replay_file}, "x\n");
+  EXPECT_EQ(denied.exit_code, 5) << denied.out << denied.err;
+  EXPECT_TRUE(contains(denied.err, "PERMISSION_DENIED")) << denied.err;
+  EXPECT_FALSE(contains(denied.err, replay_token)) << denied.err;
+
+  const CommandResult over_file =
+      ctl_env("RINGLOG_TOKEN_FILE=" + replay_file, {"append", node, "--token-file=" + all_file}, "x\n");
+  EXPECT_EQ(over_file.exit_code, 0) << over_file.out << over_file.err;
+  const CommandResult over_token =
+      ctl_env("RINGLOG_TOKEN=" + all_token, {"append", node, "--token-file=" + replay_file}, "x\n");
+  EXPECT_EQ(over_token.exit_code, 5) << over_token.out << over_token.err;
+  const CommandResult from_env = ctl_env("RINGLOG_TOKEN_FILE=" + replay_file, {"replay", node});
+  EXPECT_EQ(from_env.exit_code, 0) << from_env.out << from_env.err;
+  EXPECT_TRUE(contains(from_env.out, "x")) << from_env.out;
+
+  for (const char* flag : {"--token-file=", "--tls-ca="}) {
+    const CommandResult missing = ctl({"status", node, flag + dir() + "/nothing-here"});
+    EXPECT_EQ(missing.exit_code, 2) << flag << missing.out << missing.err;
+    EXPECT_TRUE(contains(missing.err, dir() + "/nothing-here")) << missing.err;
+    EXPECT_TRUE(missing.out.empty()) << missing.out;
+  }
+  const CommandResult bad_env = ctl_env("RINGLOG_TLS_CA=" + dir() + "/nothing-here", {"status", node});
+  EXPECT_EQ(bad_env.exit_code, 2) << bad_env.out << bad_env.err;
+  EXPECT_TRUE(contains(bad_env.err, "RINGLOG_TLS_CA")) << bad_env.err;
+
+  const CommandResult health = ctl({"health", node});
+  EXPECT_EQ(health.exit_code, 0) << health.out << health.err;
+  EXPECT_TRUE(contains(ctl({"append", "--help"}).out, "--token-file FILE"));
+  EXPECT_TRUE(contains(ctl({"load", "--help"}).out, "--tls-server-name NAME"));
 }
 
 // `ringlogctl load` against a node that freezes (SIGSTOP): its drain can

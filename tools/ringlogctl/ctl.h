@@ -25,8 +25,18 @@ inline constexpr int kFailed = 1;      // the node refused or failed the request
 inline constexpr int kUsage = 2;       // bad command line
 inline constexpr int kUnavailable = 3; // the node could not be reached
 inline constexpr int kDataProblem = 4; // verify or dump found a problem in the files
+inline constexpr int kNotAllowed = 5;  // the node wants other credentials: UNAUTHENTICATED
+                                       // (none, or an unknown token) or PERMISSION_DENIED
+                                       // (a role the token or certificate lacks)
 
-// Prints "ringlogctl: <message>" to stderr and returns the exit code for `s`.
+// What to try when the node refused the credentials or TLS did not come up
+// (gRPC's words for the latter name neither the flags nor the likely cause);
+// "" if nothing to say, else " (...)".
+std::string hint(const absl::Status& s);
+// The exit code for `s`.
+int exit_code(const absl::Status& s);
+// Prints "ringlogctl: <message>" to stderr (with a hint for credentials the
+// node refused, or a TLS handshake that failed) and returns exit_code(s).
 int report(const absl::Status& s);
 // Prints "ringlogctl: <message>" for a mistake on the command line and
 // returns kUsage.

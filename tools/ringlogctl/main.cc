@@ -12,8 +12,12 @@
 //   ringlogctl health  [--node HOST:PORT] [--service ringlog.v1.EventLog/Append]
 //   ringlogctl [COMMAND] --help | -h       ringlogctl --version
 //
+// Every command that talks to nodes also takes --tls-ca, --tls-cert,
+// --tls-key, --tls-server-name and --token-file, over RINGLOG_TLS_* and
+// RINGLOG_TOKEN* (ringlog/security.h).
+//
 // Exit codes: 0 done, 1 the node refused or failed, 2 bad usage, 3 node
-// unreachable, 4 verify found a problem.
+// unreachable, 4 verify found a problem, 5 the node refused the credentials.
 //
 // The command line is read here rather than by absl::ParseCommandLine: each
 // command takes only its own flags (a flag of another command is a mistake,
@@ -21,6 +25,7 @@
 // mistake exits 2, where Abseil's parser exits 1.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -33,12 +38,25 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "ctl.h"
+#include "ringlog/security.h"
 #include "ringlog/version.h"
 
 ABSL_FLAG(std::string, node, "127.0.0.1:7400", "the node to talk to");
 ABSL_FLAG(std::string, nodes, "", "several nodes, comma-separated (instead of --node)");
 ABSL_FLAG(std::string, data_dir, "", "the data directory of a node, read offline");
 ABSL_FLAG(bool, json, false, "print one JSON object per node (the protobuf JSON mapping)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "TLS: verify the nodes' certificates with this PEM CA (over RINGLOG_TLS_CA)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "TLS: this client's PEM certificate chain, for nodes that require one (with --tls-key; "
+          "over RINGLOG_TLS_CERT)");
+ABSL_FLAG(std::string, tls_key, "", "the PEM private key of --tls-cert (over RINGLOG_TLS_KEY)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "the name to check in the nodes' certificates instead of the host of the address (over "
+          "RINGLOG_TLS_SERVER_NAME)");
+ABSL_FLAG(std::string, token_file, "",
+          "send the token in this file (its first line) with every call (over RINGLOG_TOKEN and "
+          "RINGLOG_TOKEN_FILE)");
 
 namespace ringlog::ctl {
 namespace {
@@ -58,29 +76,45 @@ struct Command {
   int (*run)();
 };
 
+// The flags of the credentials, which every command that talks to nodes takes.
+constexpr const char* kSecurityFlags[] = {"tls_ca", "tls_cert", "tls_key", "tls_server_name",
+                                          "token_file"};
+
+std::vector<FlagUse> with_security(std::vector<FlagUse> flags) {
+  for (const char* f : kSecurityFlags) flags.push_back({f});
+  return flags;
+}
+
+bool talks_to_nodes(const Command& c) {
+  return std::any_of(c.flags.begin(), c.flags.end(),
+                     [](const FlagUse& u) { return std::strcmp(u.name, "tls_ca") == 0; });
+}
+
 const std::vector<Command>& commands() {
   static const std::vector<Command> all = {
       {"status", "[--node HOST:PORT | --nodes A,B,C] [--json]",
        "one row per node: role, epoch, offsets, replicas and their lag",
-       {{"node"}, {"nodes", "the nodes to show, comma-separated (instead of --node)"}, {"json"}},
+       with_security({{"node"},
+                      {"nodes", "the nodes to show, comma-separated (instead of --node)"},
+                      {"json"}}),
        cmd_status},
       {"append", "[--node HOST:PORT] [--type N] [--input lines|jsonl] < EVENTS",
        "appends stdin to the primary, one event per line, and prints their seqs",
-       {{"node", "the primary"}, {"type"}, {"input"}},
+       with_security({{"node", "the primary"}, {"type"}, {"input"}}),
        cmd_append},
       {"replay",
        "[--node HOST:PORT] [--from-seq N | --from-time T | --from-start | --from-end] "
        "[--types 1,2] [--limit N] [--follow] [--format text|json|raw]",
        "prints the events of the log (any node serves replays)",
-       {{"node"},
-        {"from_seq"},
-        {"from_time"},
-        {"from_start"},
-        {"from_end"},
-        {"types"},
-        {"limit"},
-        {"follow"},
-        {"format"}},
+       with_security({{"node"},
+                      {"from_seq"},
+                      {"from_time"},
+                      {"from_start"},
+                      {"from_end"},
+                      {"types"},
+                      {"limit"},
+                      {"follow"},
+                      {"format"}}),
        cmd_replay},
       {"verify", "--data-dir DIR",
        "checks every record's checksum in a node's data directory, offline (exit 4 on a problem)",
@@ -93,31 +127,33 @@ const std::vector<Command>& commands() {
       {"promote", "--node HOST:PORT [--nodes A,B,C] [--force]",
        "makes a replica the primary of a new epoch; with --nodes, the whole failover in the "
        "order that loses nothing acknowledged",
-       {{"node", "the replica to promote"},
-        {"nodes",
-         "the whole cluster, comma-separated: the other replicas are pointed at the new primary "
-         "first, and the old primary, if it answers, told to follow it"},
-        {"force", "even if another replica has a longer log, or the node is already primary"}},
+       with_security(
+           {{"node", "the replica to promote"},
+            {"nodes",
+             "the whole cluster, comma-separated: the other replicas are pointed at the new "
+             "primary first, and the old primary, if it answers, told to follow it"},
+            {"force", "even if another replica has a longer log, or the node is already primary"}}),
        cmd_promote},
       {"follow", "--node HOST:PORT --primary HOST:PORT [--to-be-promoted] [--force]",
        "points a node at a new primary (a replica is refused, unless --to-be-promoted)",
-       {{"node", "the node to point (a replica, or a primary that must step down)"},
-        {"primary"},
-        {"to_be_promoted"},
-        {"force", "even if that cuts records this node knows were committed (a last resort)"}},
+       with_security(
+           {{"node", "the node to point (a replica, or a primary that must step down)"},
+            {"primary"},
+            {"to_be_promoted"},
+            {"force", "even if that cuts records this node knows were committed (a last resort)"}}),
        cmd_follow},
       {"load", "[--nodes A,B,C | --node HOST:PORT] [--rate N] [--payload N] [--seconds S]",
        "appends a steady workload to the primary among the nodes, following failovers; one "
        "line per second",
-       {{"nodes", "the nodes, comma-separated: appends go to the primary among them"},
-        {"node", "one node (instead of --nodes)"},
-        {"rate"},
-        {"payload"},
-        {"seconds"}},
+       with_security({{"nodes", "the nodes, comma-separated: appends go to the primary among them"},
+                      {"node", "one node (instead of --nodes)"},
+                      {"rate"},
+                      {"payload"},
+                      {"seconds"}}),
        cmd_load},
       {"health", "[--node HOST:PORT] [--service NAME]",
        "asks the node's gRPC health service: exit 0 when SERVING, 1 when not",
-       {{"node"}, {"service"}},
+       with_security({{"node"}, {"service"}}),
        cmd_health},
   };
   return all;
@@ -131,14 +167,17 @@ const char* value_name(absl::string_view flag) {
       {"from_time", "T"},    {"types", "N,N"},          {"limit", "N"},
       {"format", "FORMAT"},  {"primary", "HOST:PORT"},  {"service", "NAME"},
       {"rate", "N"},         {"payload", "BYTES"},      {"seconds", "S"},
+      {"tls_ca", "FILE"},    {"tls_cert", "FILE"},      {"tls_key", "FILE"},
+      {"tls_server_name", "NAME"},                      {"token_file", "FILE"},
   };
   const auto it = names.find(flag);
   return it == names.end() ? "" : it->second;
 }
 
 constexpr char kExitCodes[] =
-    "Exit codes: 0 done, 1 the node refused or failed the request, 2 bad usage, 3 node "
-    "unreachable, 4 a data problem (verify, dump).\n";
+    "Exit codes: 0 done, 1 the node refused or failed the request, 2 bad usage (a credentials "
+    "file that cannot be read too), 3 node unreachable, 4 a data problem (verify, dump), 5 the "
+    "node refused the credentials (unauthenticated, or a role missing).\n";
 
 // The flag's name as people type it: dashes.
 std::string dashed(absl::string_view name) { return absl::StrReplaceAll(name, {{"_", "-"}}); }
@@ -157,7 +196,11 @@ void print_help() {
       "\n`ringlogctl COMMAND --help` lists a command's flags. Flags take dashes or underscores "
       "(--from-seq or --from_seq), and their value after '=' or as the next argument.\n"
       "  -h, --help  this help\n"
-      "  --version   the version and git revision\n\n%s",
+      "  --version   the version and git revision\n\n"
+      "Commands that talk to nodes take TLS and a token: --tls-ca FILE, --tls-cert FILE "
+      "--tls-key FILE (mutual TLS), --tls-server-name NAME, --token-file FILE; each over its "
+      "environment variable RINGLOG_TLS_CA, RINGLOG_TLS_CERT, RINGLOG_TLS_KEY, "
+      "RINGLOG_TLS_SERVER_NAME, RINGLOG_TOKEN_FILE (or RINGLOG_TOKEN, the token itself).\n\n%s",
       kExitCodes);
 }
 
@@ -253,6 +296,43 @@ absl::StatusOr<CommandLine> split(int argc, char** argv) {
   return out;
 }
 
+// The credentials of every channel the command opens (its own, and those of
+// library calls such as fail_over_to): the environment's, each overridden
+// by its flag. Read before anything is done, so that a file that cannot be
+// read is a mistake on the command line.
+absl::Status apply_security() {
+  ClientSecurity s = ClientSecurity::FromEnvironment();
+  std::vector<std::string> from;
+  for (const char* env : {"RINGLOG_TLS_CA", "RINGLOG_TLS_CERT", "RINGLOG_TLS_KEY",
+                          "RINGLOG_TLS_SERVER_NAME", "RINGLOG_TOKEN", "RINGLOG_TOKEN_FILE"}) {
+    if (const char* v = std::getenv(env); v != nullptr && *v != '\0') from.emplace_back(env);
+  }
+  const auto take = [&](const absl::Flag<std::string>& flag, const char* name, const char* env,
+                        std::string* field) {
+    const std::string v = absl::GetFlag(flag);
+    if (v.empty()) return;
+    *field = v;
+    from.erase(std::remove(from.begin(), from.end(), env), from.end());
+    from.push_back("--" + dashed(name));
+  };
+  take(FLAGS_tls_ca, "tls_ca", "RINGLOG_TLS_CA", &s.tls_ca);
+  take(FLAGS_tls_cert, "tls_cert", "RINGLOG_TLS_CERT", &s.tls_cert);
+  take(FLAGS_tls_key, "tls_key", "RINGLOG_TLS_KEY", &s.tls_key);
+  take(FLAGS_tls_server_name, "tls_server_name", "RINGLOG_TLS_SERVER_NAME", &s.tls_server_name);
+  if (!absl::GetFlag(FLAGS_token_file).empty()) {
+    s.token.clear();  // the flag wins over RINGLOG_TOKEN as well
+    from.erase(std::remove(from.begin(), from.end(), "RINGLOG_TOKEN"), from.end());
+  }
+  take(FLAGS_token_file, "token_file", "RINGLOG_TOKEN_FILE", &s.token_file);
+  absl::StatusOr<std::shared_ptr<const ChannelSecurity>> loaded = ChannelSecurity::Load(s);
+  if (!loaded.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("credentials (", absl::StrJoin(from, ", "),
+                                                   "): ", loaded.status().message()));
+  }
+  set_default_channel_security(*std::move(loaded));
+  return absl::OkStatus();
+}
+
 bool any_of(int argc, char** argv, std::initializer_list<absl::string_view> wanted) {
   for (int i = 1; i < argc; ++i) {
     const absl::string_view a = argv[i];
@@ -311,10 +391,18 @@ int run(int argc, char** argv) {
           absl::StrCat("bad value \"", g.value, "\" for ", g.spelled, ": ", err)));
     }
   }
+  if (talks_to_nodes(*cmd)) {
+    if (absl::Status s = apply_security(); !s.ok()) return report_usage(s);
+  }
   return cmd->run();
 }
 
 }  // namespace
 }  // namespace ringlog::ctl
 
-int main(int argc, char** argv) { return ringlog::ctl::run(argc, argv); }
+int main(int argc, char** argv) {
+  // ringlogctl says what failed itself; gRPC's own log lines on stderr (a
+  // failed TLS handshake) would only repeat it in other words.
+  setenv("GRPC_VERBOSITY", "NONE", /*overwrite=*/0);
+  return ringlog::ctl::run(argc, argv);
+}

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -20,6 +22,7 @@
 #include "ringlog/client.h"
 #include "ringlog/failover.h"
 #include "ringlog/grpc_status.h"
+#include "ringlog/security.h"
 
 ABSL_FLAG(uint32_t, type, 0, "the event type of every event (0-255)");
 ABSL_FLAG(std::string, input, "lines", "lines (each line an event) or jsonl (each line a JSON value)");
@@ -98,15 +101,46 @@ const char* state_name(v1::ReplicaState s) {
 
 }  // namespace
 
-int report(const absl::Status& s) {
-  std::fprintf(stderr, "ringlogctl: %s\n",
-               s.ToString(absl::StatusToStringMode::kWithNoExtraData).c_str());
+int exit_code(const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kOk: return kOk;
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded: return kUnavailable;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied: return kNotAllowed;
     default: return kFailed;
   }
+}
+
+std::string hint(const absl::Status& s) {
+  const std::string msg = absl::AsciiStrToLower(s.message());
+  const std::shared_ptr<const ChannelSecurity> security = default_channel_security();
+  if (absl::IsUnauthenticated(s)) {
+    return " (give a token with --token-file or RINGLOG_TOKEN_FILE, or a client certificate "
+           "with --tls-cert and --tls-key)";
+  }
+  if (!absl::IsUnavailable(s)) return "";
+  const auto has = [&](const char* what) { return absl::StrContains(msg, what); };
+  if (security->tls() && has("wrong version number")) {
+    return " (the node does not serve TLS)";
+  }
+  if (security->tls() && (has("handshake") || has("ssl") || has("certificate"))) {
+    return " (TLS failed: is the node's certificate from the CA of --tls-ca, for this address "
+           "or --tls-server-name?)";
+  }
+  if (has("socket closed") || has("connection reset") || has("end of tcp stream")) {
+    if (!security->tls()) return " (does the node serve TLS? give its CA with --tls-ca)";
+    if (!security->has_client_cert()) {
+      return " (does the node require a client certificate? give --tls-cert and --tls-key)";
+    }
+  }
+  return "";
+}
+
+int report(const absl::Status& s) {
+  std::fprintf(stderr, "ringlogctl: %s%s\n",
+               s.ToString(absl::StatusToStringMode::kWithNoExtraData).c_str(), hint(s).c_str());
+  return exit_code(s);
 }
 
 int cmd_status() {
@@ -125,12 +159,15 @@ int cmd_status() {
   for (const std::string& node : nodes) {
     const absl::StatusOr<v1::NodeStatus> st = node_status(node);
     if (!st.ok()) {
-      rc = kUnavailable;
+      // The first failure decides; a node that refuses the credentials is
+      // not an unreachable one.
+      if (rc == kOk) rc = exit_code(st.status()) == kNotAllowed ? kNotAllowed : kUnavailable;
       if (json) {
         std::printf("{\"node\":%s,\"error\":%s}\n", json_string(node).c_str(),
                     json_string(st.status().message()).c_str());
       } else {
-        std::printf("%-22s %-8s %s\n", node.c_str(), "down", std::string(st.status().message()).c_str());
+        std::printf("%-22s %-8s %s%s\n", node.c_str(), "down",
+                    std::string(st.status().message()).c_str(), hint(st.status()).c_str());
       }
       continue;
     }
