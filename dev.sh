@@ -2,7 +2,8 @@
 # Build, test and run ringlog on Debian 12.
 #
 #   ./dev.sh run      build, then start a primary and two replicas with a live
-#                     workload and show their status (tools/cluster.sh up)
+#                     workload and show their status (tools/cluster.sh up), with
+#                     TLS and tokens made into ./data/tls on the first run
 #   ./dev.sh stress   build, then the stress test (tools/stress)
 #   ./dev.sh test     build, then run every test (unit, integration, the fault suite, the
 #                     library as a package, ThreadSanitizer, fuzzing, the container recipe)
@@ -126,5 +127,5 @@ case "$cmd" in
   fuzz) fuzz "$@" ;;
   run) run ;;
   stress) stress "$@" ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac
