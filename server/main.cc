@@ -386,7 +386,6 @@ int main(int argc, char** argv) {
   // After the node, which holds the data directory's lock: TLS stages its
   // files there.
   if (absl::Status s = (*security)->start_tls(); !s.ok()) return fail(s.ToString());
-  log_security(**security, o->node.listen);
   ringlog::raise_open_files_limit();
   absl::StatusOr<std::unique_ptr<GrpcServing>> serving =
       serve_grpc(node->get(), o->node, security->get(), o->transport);
@@ -397,6 +396,8 @@ int main(int argc, char** argv) {
       : absl::StrCat(listen.substr(0, listen.rfind(':')), ":", (*serving)->port);
   (*node)->set_advertise(advertise);
   spdlog::info("serving on port {} ({}), advertised as {}", (*serving)->port, listen, advertise);
+  log_security(**security, absl::StrCat(listen.substr(0, listen.rfind(':')), ":",
+                                        (*serving)->port));
   if (metrics != nullptr) {
     if (absl::Status s = metrics->Start(node->get()); !s.ok()) return fail(s.ToString());
     spdlog::info("metrics on {} (port {})", metrics->url(), metrics->port());
