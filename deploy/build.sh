@@ -9,7 +9,7 @@ src=$(cd "${1:?source dir}" && pwd)
 prefix=${2:?install prefix}
 build=${3:-$(mktemp -d)}
 packages=(build-essential cmake pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
-  protobuf-compiler libabsl-dev libspdlog-dev libcivetweb-dev)
+  protobuf-compiler libabsl-dev libspdlog-dev libcivetweb-dev libssl-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
