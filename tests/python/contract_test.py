@@ -7,12 +7,8 @@ from docs/format.md, against a real ringlogd.
 """
 import os
 import shutil
-import signal
-import struct
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 RINGLOGD, PROTO_DIR = sys.argv[1], sys.argv[2]
@@ -20,55 +16,18 @@ del sys.argv[1:3]
 
 try:
     import grpc
-    from grpc_tools import protoc
+    from ringlog_testing import Node, decode, generate_stubs, record, records
 except ImportError as e:
     sys.exit("contract_test: needs python3-grpcio, python3-grpc-tools and "
              "python3-pkg-resources (%s)" % e)
-
-
-def crc32c(data, crc=0xFFFFFFFF):
-    # Castagnoli, reflected (docs/format.md): bit by bit, the spec's own words.
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc
-
-
-def record(payload, ts=1, etype=7):
-    head = struct.pack("<QBBH", ts, etype, 0, len(payload))
-    crc = crc32c(head + payload) ^ 0xFFFFFFFF
-    pad = (-(16 + len(payload))) % 8
-    return head + struct.pack("<I", crc) + payload + b"\0" * pad
-
-
-def records(payloads):
-    return b"".join(record(p) for p in payloads)
-
-
-def decode(buf):
-    out, pos = [], 0
-    while pos < len(buf):
-        ts, etype, flags, n, crc = struct.unpack_from("<QBBHI", buf, pos)
-        payload = buf[pos + 16:pos + 16 + n]
-        assert crc32c(buf[pos:pos + 12] + payload) ^ 0xFFFFFFFF == crc, "bad checksum"
-        out.append((etype, flags, payload))
-        pos += 16 + n + (-(16 + n)) % 8
-    return out
 
 
 class Contract(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="ringlog-py-")
-        stubs = os.path.join(cls.tmp, "stubs")
-        os.mkdir(stubs)
-        protos = ["ringlog/v1/ringlog.proto", "third_party/grpc/health/v1/health.proto"]
-        rc = protoc.main(["protoc", "-I" + PROTO_DIR, "--python_out=" + stubs,
-                          "--grpc_python_out=" + stubs] + protos)
-        if rc != 0:
-            raise RuntimeError("protoc failed on " + " ".join(protos))
-        sys.path.insert(0, stubs)
+        generate_stubs(PROTO_DIR, os.path.join(cls.tmp, "stubs"),
+                       ["ringlog/v1/ringlog.proto", "third_party/grpc/health/v1/health.proto"])
         global pb, rpc, hpb, hrpc
         from ringlog.v1 import ringlog_pb2 as pb, ringlog_pb2_grpc as rpc
         from third_party.grpc.health.v1 import health_pb2 as hpb, health_pb2_grpc as hrpc
@@ -78,27 +37,14 @@ class Contract(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp(dir=self.tmp)
-        port_file = os.path.join(self.dir, "port")
-        self.log = open(os.path.join(self.dir, "log"), "w")
-        self.node = subprocess.Popen(
-            [RINGLOGD, "--data_dir=" + os.path.join(self.dir, "data"), "--listen=127.0.0.1:0",
-             "--port_file=" + port_file, "--segment_bytes=4194304", "--ring_bytes=16777216"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while not os.path.exists(port_file):
-            self.assertIsNone(self.node.poll(), "ringlogd exited at start")
-            self.assertLess(time.monotonic(), deadline, "ringlogd wrote no port file")
-            time.sleep(0.02)
-        with open(port_file) as f:
-            self.channel = grpc.insecure_channel("127.0.0.1:" + f.read().strip())
+        self.node = Node(RINGLOGD, tempfile.mkdtemp(dir=self.tmp),
+                         ["--segment_bytes=4194304", "--ring_bytes=16777216"])
+        self.channel = grpc.insecure_channel(self.node.target)
         self.log_stub = rpc.EventLogStub(self.channel)
 
     def tearDown(self):
         self.channel.close()
-        self.node.send_signal(signal.SIGKILL)
-        self.node.wait()
-        self.log.close()
+        self.node.stop()
 
     def append(self, requests):
         return list(self.log_stub.Append(iter(requests), timeout=10))

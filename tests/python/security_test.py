@@ -8,12 +8,8 @@ make_test_pki, the ctest fixture TLS.pki).
 """
 import os
 import shutil
-import signal
-import struct
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 RINGLOGD, PROTO_DIR, PKI = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -21,25 +17,10 @@ del sys.argv[1:4]
 
 try:
     import grpc
-    from grpc_tools import protoc
+    from ringlog_testing import Node, generate_stubs, record
 except ImportError as e:
     sys.exit("security_test: needs python3-grpcio, python3-grpc-tools and "
              "python3-pkg-resources (%s)" % e)
-
-
-def crc32c(data, crc=0xFFFFFFFF):
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc
-
-
-def record(payload, ts=1, etype=7):
-    # docs/format.md: header, CRC32C of header and payload, payload, padding to 8.
-    head = struct.pack("<QBBH", ts, etype, 0, len(payload))
-    crc = crc32c(head + payload) ^ 0xFFFFFFFF
-    return head + struct.pack("<I", crc) + payload + b"\0" * ((-(16 + len(payload))) % 8)
 
 
 def read(name):
@@ -55,41 +36,19 @@ class Security(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="ringlog-pysec-")
-        stubs = os.path.join(cls.tmp, "stubs")
-        os.mkdir(stubs)
-        rc = protoc.main(["protoc", "-I" + PROTO_DIR, "--python_out=" + stubs,
-                          "--grpc_python_out=" + stubs, "ringlog/v1/ringlog.proto"])
-        if rc != 0:
-            raise RuntimeError("protoc failed")
-        sys.path.insert(0, stubs)
+        generate_stubs(PROTO_DIR, os.path.join(cls.tmp, "stubs"), ["ringlog/v1/ringlog.proto"])
         global pb, rpc
         from ringlog.v1 import ringlog_pb2 as pb, ringlog_pb2_grpc as rpc
-        port_file = os.path.join(cls.tmp, "port")
-        cls.log = open(os.path.join(cls.tmp, "log"), "w")
-        cls.node = subprocess.Popen(
-            [RINGLOGD, "--data_dir=" + os.path.join(cls.tmp, "data"), "--listen=127.0.0.1:0",
-             "--port_file=" + port_file, "--segment_bytes=1048576", "--ring_bytes=8388608",
-             "--tls_cert=" + os.path.join(PKI, "node.pem"),
-             "--tls_key=" + os.path.join(PKI, "node.key"),
-             "--auth_tokens=" + os.path.join(PKI, "tokens")],
-            stdout=cls.log, stderr=subprocess.STDOUT,
-            # Only the flags above: no RINGLOG_* from the caller's environment.
-            env={k: v for k, v in os.environ.items() if not k.startswith("RINGLOG_")})
-        deadline = time.monotonic() + 20
-        while not os.path.exists(port_file):
-            if cls.node.poll() is not None:
-                raise RuntimeError("ringlogd exited at start")
-            if time.monotonic() > deadline:
-                raise RuntimeError("ringlogd wrote no port file")
-            time.sleep(0.02)
-        with open(port_file) as f:
-            cls.target = "127.0.0.1:" + f.read().strip()
+        cls.node = Node(RINGLOGD, cls.tmp,
+                        ["--segment_bytes=1048576", "--ring_bytes=8388608",
+                         "--tls_cert=" + os.path.join(PKI, "node.pem"),
+                         "--tls_key=" + os.path.join(PKI, "node.key"),
+                         "--auth_tokens=" + os.path.join(PKI, "tokens")])
+        cls.target = cls.node.target
 
     @classmethod
     def tearDownClass(cls):
-        cls.node.send_signal(signal.SIGKILL)
-        cls.node.wait()
-        cls.log.close()
+        cls.node.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def stub(self, token_name=None, ca="ca.pem"):
