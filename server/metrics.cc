@@ -16,10 +16,8 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -31,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "ringlog/tls_files.h"
 #include "absl/strings/strip.h"
 #include "ringlog/pipeline.h"
 
@@ -217,15 +216,15 @@ std::string openssl_error() {
   return buf;
 }
 
+// A file a flag names; a file that cannot be read is bad usage, named by
+// the flag.
 absl::StatusOr<std::string> read_whole(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  absl::StatusOr<std::string> text = read_whole_file(path);
+  if (!text.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("--%s=%s: cannot read it: %s", flag, path, std::strerror(errno)));
+        absl::StrFormat("--%s=%s: %s", flag, path, text.status().message()));
   }
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return text;
 }
 
 // "user:<64 hex digits>" lines, the hex being the SHA-256 of the password
