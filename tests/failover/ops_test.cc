@@ -5,7 +5,6 @@
 
 #include <fstream>
 #include <map>
-#include <regex>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -27,16 +26,7 @@ class OpsMetrics : public FailoverTest {
  protected:
   // The metrics port a node logged ("metrics on http://... (port N)").
   int metrics_port(const std::string& name) {
-    int port = 0;
-    wait_until([&] {
-      std::smatch m;
-      const std::string out = output(name);
-      static const std::regex re(R"(metrics on http://\S+/metrics \(port (\d+)\))");
-      if (!std::regex_search(out, m, re)) return false;
-      port = std::stoi(m[1]);
-      return port > 0;
-    }, absl::Seconds(60));
-    return port;
+    return testkit::logged_metrics_port([&] { return output(name); }, absl::Seconds(60));
   }
 };
 

@@ -6,7 +6,6 @@
 #include <signal.h>
 
 #include <map>
-#include <regex>
 
 #include "gmock/gmock.h"
 #include "harness.h"
@@ -54,16 +53,7 @@ class IntegrationIdempotence : public NodeTest {
   }
   // The metrics port the node logged.
   int metrics_port() {
-    int port = 0;
-    wait_until([&] {
-      std::smatch m;
-      const std::string out = output();
-      static const std::regex re(R"(metrics on http://\S+/metrics \(port (\d+)\))");
-      if (!std::regex_search(out, m, re)) return false;
-      port = std::stoi(m[1]);
-      return port > 0;
-    }, absl::Seconds(30));
-    return port;
+    return testkit::logged_metrics_port([&] { return output(); }, absl::Seconds(30));
   }
   std::map<std::string, double> metrics(int port) {
     return testkit::parse_metrics(testkit::http_get(port, "/metrics"));

@@ -19,7 +19,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <optional>
-#include <regex>
 
 #include "absl/cleanup/cleanup.h"
 #include "harness.h"
@@ -235,18 +234,7 @@ struct HeldReplay {
 class IntegrationLimits : public NodeTest {
  protected:
   int metrics_port() {
-    int port = 0;
-    wait_until(
-        [&] {
-          std::smatch m;
-          const std::string out = output();
-          static const std::regex re(R"(metrics on http://\S+/metrics \(port (\d+)\))");
-          if (!std::regex_search(out, m, re)) return false;
-          port = std::stoi(m[1]);
-          return port > 0;
-        },
-        absl::Seconds(30));
-    return port;
+    return testkit::logged_metrics_port([&] { return output(); }, absl::Seconds(30));
   }
 };
 

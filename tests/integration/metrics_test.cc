@@ -15,7 +15,6 @@
 
 #include <cstdio>
 #include <fstream>
-#include <regex>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -170,16 +169,7 @@ class IntegrationMetrics : public NodeTest {
  protected:
   // The metrics port node `i` logged ("metrics on http(s)://... (port N)").
   int metrics_port(int i = 0) {
-    int port = 0;
-    wait_until([&] {
-      std::smatch m;
-      const std::string out = output(i);
-      static const std::regex re(R"(metrics on https?://\S+/metrics \(port (\d+)\))");
-      if (!std::regex_search(out, m, re)) return false;
-      port = std::stoi(m[1]);
-      return port > 0;
-    }, absl::Seconds(30));
-    return port;
+    return testkit::logged_metrics_port([&] { return output(i); }, absl::Seconds(30));
   }
   std::string path(const std::string& name) const { return dir() + "/" + name; }
 };

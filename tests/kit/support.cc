@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -209,6 +210,19 @@ std::string http_get(int port, const std::string& path) {
 
 // Prometheus text format: "name{labels} value" per sample, keyed by what
 // precedes the value.
+int logged_metrics_port(const std::function<std::string()>& output, absl::Duration timeout) {
+  static const std::regex re(R"(metrics on https?://\S+/metrics \(port (\d+)\))");
+  int port = 0;
+  (void)wait_until([&] {
+    std::smatch m;
+    const std::string out = output();
+    if (!std::regex_search(out, m, re)) return false;
+    port = std::stoi(m[1]);
+    return port > 0;
+  }, timeout);
+  return port;
+}
+
 std::map<std::string, double> parse_metrics(const std::string& text) {
   std::map<std::string, double> out;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {

@@ -56,6 +56,10 @@ std::string http_get(int port, const std::string& path);
 // Prometheus text format: "name{labels} value" per sample, keyed by what
 // precedes the value.
 std::map<std::string, double> parse_metrics(const std::string& text);
+// The metrics port a node logged ("metrics on http(s)://... (port N)"),
+// waiting up to `timeout` for the line to appear in what `output` returns
+// (the node's output so far); 0 if it never did.
+int logged_metrics_port(const std::function<std::string()>& output, absl::Duration timeout);
 
 // The machine-readable line of a fault scenario, which
 // tools/fault_report.sh adds up over runs:
